@@ -25,7 +25,9 @@ PARAMS_FILE = "params.yaml"
 
 RAW_DIR = Path("data/raw")
 RAW_MNIST = RAW_DIR / "mnist.npz"
-RAW_IMAGE_STEM = RAW_DIR / "image"  # the extension depends on the source (.jpg, .png)
+# The demo image keeps the bytes and extension its source gave (.jpg, .png), so it lives alone
+# in a folder that dvc.yaml declares as one output.
+RAW_IMAGE_DIR = RAW_DIR / "image"
 RAW_SOURCES = RAW_DIR / "sources.json"
 
 PROCESSED_DIR = Path("data/processed")
@@ -56,17 +58,15 @@ def run_info_path(name: str) -> Path:
     return TRAIN_DIR / name / "run.json"
 
 
-def raw_image_path(directory: Path = RAW_DIR) -> Path:
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def raw_image_path(directory: Path = RAW_IMAGE_DIR) -> Path:
     """The downloaded image, whatever its extension (there is exactly one)."""
     found = sorted(p for p in directory.glob("image.*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not found:
-        raise FileNotFoundError(
-            f"No image.* in {directory}: run `dvc repro download` first."
-        )
+        raise FileNotFoundError(f"No image.* in {directory}: run `dvc repro download` first.")
     return found[0]
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 # --------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin in (Mapping, dict):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}.")
-        key_t, val_t = args
+        _key_t, val_t = args
         return types.MappingProxyType(
             {str(k): _convert(v, val_t, f"{where}.{k}") for k, v in value.items()}
         )

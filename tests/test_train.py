@@ -1,0 +1,199 @@
+"""Stage train: history/metrics formats, and (slow) real one-epoch runs in a temporary repo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages import train
+from stages.train import TrainResult
+from tests.conftest import VENV_BIN, run, write_params
+
+ROWS = [
+    {
+        "epoch": 1,
+        "accuracy": 0.9,
+        "loss": 0.3,
+        "val_accuracy": 0.95,
+        "val_loss": 0.2,
+        "seconds": 1.5,
+    },
+    {
+        "epoch": 2,
+        "accuracy": 0.97,
+        "loss": 0.1,
+        "val_accuracy": 0.98,
+        "val_loss": 0.07,
+        "seconds": 1.2,
+    },
+]
+
+
+def test_history_csv_has_the_documented_columns():
+    text = train.history_csv(ROWS)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "seconds"]
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[1]["val_accuracy"]) == 0.98
+
+
+def test_metrics_summary_uses_the_last_epoch():
+    result = TrainResult(ROWS, wall_seconds=3.0, samples_per_second=600.0, n_train=900, n_val=100)
+    summary = train.metrics_summary(result, 14_178)
+    assert summary["val"] == {"accuracy": 0.98, "loss": 0.07}
+    assert summary["train"]["accuracy"] == 0.97
+    assert summary["epochs"] == 2 and summary["params"] == 14_178
+    assert summary["samples_per_second"] == 600.0
+
+
+def test_deterministic_history_drops_only_wall_clock():
+    assert all("seconds" not in r and len(r) == 5 for r in train.deterministic_history(ROWS))
+
+
+def test_unknown_optimizer_is_a_clear_error():
+    from stages.config import ModelConfig
+    from stages.models import build_model
+
+    cfg = ModelConfig(1, 128, "sgdd", 0.01, "categorical_crossentropy")
+    with pytest.raises(ValueError, match="Unknown optimizer 'sgdd'"):
+        train.compile_model(build_model("cnn_small"), cfg, 1)
+
+
+def test_unknown_model_exits_nonzero(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "stages.train", "resnet"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "valid names are" in out.stderr
+
+
+# ---------------------------------------------------------------------------- slow, real runs
+ONE_EPOCH = {"models": {"cnn_small": {"epochs": 1}, "cnn_small_bn": {"epochs": 1}}}
+
+
+def _prepare(repo: Path, **params) -> None:
+    write_params(repo, **(params or ONE_EPOCH))
+    run(["dvc", "repro", "preprocess"], repo)
+
+
+def _without_timing(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("wall_seconds", "samples_per_second")}
+
+
+@pytest.mark.slow
+def test_one_epoch_training_through_dvc(repo):
+    """Real stage code in a temporary repo: outputs, model reload, MLflow run with the model."""
+    import keras
+    import mlflow
+
+    _prepare(repo)
+    run(["dvc", "repro", "train@cnn_small"], repo)
+
+    history = list(csv.DictReader((repo / "reports/train/cnn_small/history.csv").open()))
+    assert len(history) == 1 and 0.0 < float(history[0]["val_accuracy"]) <= 1.0
+    metrics = json.loads((repo / "reports/train/cnn_small/metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["params"] == 14_178 and metrics["n_train"] == 900
+    assert metrics["samples_per_second"] > 0
+
+    model = keras.saving.load_model(repo / "models/cnn_small.keras")
+    assert model.count_params() == 14_178
+    assert not list((repo / "models").glob(".*tmp*"))
+
+    run_info = json.loads((repo / "reports/train/cnn_small/run.json").read_text())
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    mlrun = client.get_run(run_info["run_id"])
+    assert mlrun.info.run_name == "cnn_small"
+    assert mlrun.data.params["epochs"] == "1" and mlrun.data.params["batch_size"] == "128"
+    assert mlrun.data.tags["model"] == "cnn_small" and len(mlrun.data.tags["data_sha256"]) == 64
+    assert "git_commit" in mlrun.data.tags
+    steps = client.get_metric_history(run_info["run_id"], "val_accuracy")
+    assert [m.step for m in steps] == [1]
+    assert steps[0].value == pytest.approx(float(history[0]["val_accuracy"]), abs=1e-5)
+    artifacts = {a.path for a in client.list_artifacts(run_info["run_id"])}
+    assert {"model_summary.txt", "history.csv"} <= artifacts
+
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_info['run_id']}/model")
+    batch = np.zeros((3, 28, 28, 1), dtype=np.float32)
+    pred = np.asarray(pyfunc.predict(batch))
+    assert pred.shape == (3, 10)
+    np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-5)
+
+    # Nothing changed → nothing reruns.
+    out = run(["dvc", "repro", "train@cnn_small"], repo)
+    assert "Running stage" not in out.stdout
+
+
+@pytest.mark.slow
+def test_two_runs_give_identical_history_and_metrics(repo):
+    _prepare(repo)
+    outputs = []
+    for _ in range(2):
+        run([sys.executable, "-m", "stages.train", "cnn_small_bn"], repo)
+        hist = list(csv.DictReader((repo / "reports/train/cnn_small_bn/history.csv").open()))
+        metrics = json.loads((repo / "reports/train/cnn_small_bn/metrics.json").read_text())
+        outputs.append(
+            (
+                [{k: v for k, v in r.items() if k != "seconds"} for r in hist],
+                _without_timing(metrics),
+            )
+        )
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.slow
+def test_killed_training_leaves_no_model(repo):
+    _prepare(repo, models={"cnn_small": {"epochs": 50}})
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", "cnn_small"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until training is really under way
+        if "Epoch 2/" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (repo / "models/cnn_small.keras").exists()
+    assert not list((repo / "models").glob("*")) if (repo / "models").exists() else True
+    assert not (repo / "reports/train/cnn_small/metrics.json").exists()
+    assert not (repo / "reports/train/cnn_small/run.json").exists()
+
+
+@pytest.mark.slow
+def test_temp_experiment_logs_into_the_main_store(repo):
+    """`dvc exp run --temp` runs in .dvc/tmp/exps; its MLflow run must land in <repo>/mlflow.db."""
+    import mlflow
+
+    _prepare(repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "one epoch"], repo)
+    run(["dvc", "exp", "run", "--temp", "train@cnn_small", "-S", "seed.seed=7"], repo)
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("intro-cnn").experiment_id],
+        filter_string="attributes.run_name = 'cnn_small'",
+    )
+    assert [r.data.params["seed"] for r in runs] == ["7"]
+    assert runs[0].data.tags.get("dvc_exp_name")
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))

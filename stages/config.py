@@ -165,6 +165,23 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class OrderingRule:
+    # ``model``'s ``metric`` must be strictly greater than ``than``'s.
+    model: str
+    than: str
+    metric: str
+
+
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    """What the CI gate (``make gate``: stages/gate.py) demands of reports/evaluate/metrics.json."""
+
+    # min[model][metric path] = lowest accepted value; the dotted path walks metrics.json.
+    min: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    better_than: tuple[OrderingRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig
     preprocess: PreprocessConfig
@@ -174,8 +191,8 @@ class Params:
     evaluate: EvaluateConfig
     convolutions: ConvolutionsConfig
     report: ReportConfig
-    # thresholds[model][metric] = minimum; see stages/gate.py.
-    thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # What the CI gate checks; see stages/gate.py.
+    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
 
     def model(self, name: str) -> ModelConfig:
         if name not in self.models:

@@ -65,7 +65,7 @@ def summarize(data: Mapping[str, np.ndarray]) -> dict:
         x, y = data[f"x_{name}"], data[f"y_{name}"]
         counts = np.bincount(y, minlength=NUM_CLASSES)
         summary[name] = {
-            "n": int(len(y)),
+            "n": len(y),
             "pixel_mean": round(float(x.mean(dtype=np.float64)), 6),
             "pixel_std": round(float(x.std(dtype=np.float64)), 6),
             "per_class": {str(k): int(c) for k, c in enumerate(counts)},

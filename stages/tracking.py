@@ -19,6 +19,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from stages.config import ROOT
 
@@ -70,6 +71,26 @@ def store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a local sqlite store.
+
+    MLflow's default is ``./mlruns`` under the *current* directory, which for
+    ``dvc exp run --temp`` is a copy that DVC deletes afterwards.
+    """
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+    return None  # a tracking server or file store decides
+
+
+def experiment_id(client: Any, uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (with a safe artifact location) if missing."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(uri, name))
 
 
 def _git(*args: str, cwd: Path) -> str:

@@ -75,9 +75,7 @@ def compile_model(model: Any, cfg: ModelConfig, steps_per_execution: int) -> Non
     )
 
 
-def make_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int
-) -> Any:
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> Any:
     """An in-memory ``tf.data`` pipeline: one full reshuffle per epoch, prefetched."""
     import tensorflow as tf
 
@@ -200,6 +198,29 @@ def save_model(model: Any, target: Path) -> None:
         model.save(tmp)
 
 
+@contextlib.contextmanager
+def _mlflow_keras_example_fix() -> Iterator[None]:
+    """Work around mlflow.keras.save_model writing the input example before creating its folder.
+
+    MLflow 3.17's Keras flavour calls ``_save_example(model, example, path)`` before
+    ``os.makedirs(path/data)``, so logging a model with an input example fails with
+    FileNotFoundError. Create the folder first, for the duration of the call only.
+    """
+    import mlflow.keras.save as keras_save
+
+    original = keras_save._save_example
+
+    def save_example(mlflow_model: Any, example: Any, path: str, *args: Any, **kw: Any) -> Any:
+        os.makedirs(path, exist_ok=True)
+        return original(mlflow_model, example, path, *args, **kw)
+
+    keras_save._save_example = save_example
+    try:
+        yield
+    finally:
+        keras_save._save_example = original
+
+
 def log_to_mlflow(
     name: str,
     model: Any,
@@ -211,7 +232,7 @@ def log_to_mlflow(
     input_example: np.ndarray,
     start_time_ms: int,
 ) -> str:
-    """One MLflow run for this training: params, per-epoch metrics, summary, model. Returns its id."""
+    """Record one training as one MLflow run (params, per-epoch metrics, model); return its id."""
     import mlflow
     import mlflow.keras
     from mlflow.entities import Metric, Param
@@ -222,8 +243,7 @@ def log_to_mlflow(
     with tracking.store_lock(uri):
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(uri)
-        exp = client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+        exp_id = tracking.experiment_id(client, uri, experiment)
         run = client.create_run(exp_id, start_time=start_time_ms, tags=dict(tags), run_name=name)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
@@ -241,7 +261,7 @@ def log_to_mlflow(
         )
         client.log_text(run_id, model_summary_text(model), "model_summary.txt")
         client.log_text(run_id, history_csv(result.history), "history.csv")
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=run_id), _mlflow_keras_example_fix():
             signature = infer_signature(input_example, model.predict(input_example, verbose=0))
             mlflow.keras.log_model(
                 model, name="model", signature=signature, input_example=input_example

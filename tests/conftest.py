@@ -22,6 +22,18 @@ VENV_BIN = Path(sys.executable).parent
 REPO_FILES = ("stages", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore")
 
 
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_uri():
+    """mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI: keep it from leaking into
+    the next test's subprocesses."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def subset() -> dict[str, np.ndarray]:
     with np.load(SUBSET) as data:

@@ -188,7 +188,8 @@ def test_temp_experiment_logs_into_the_main_store(repo):
     _prepare(repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "one epoch"], repo)
-    run(["dvc", "exp", "run", "--temp", "train@cnn_small", "-S", "seed.seed=7"], repo)
+    out = run(["dvc", "exp", "run", "--temp", "train@cnn_small", "-S", "seed.seed=7"], repo)
+    assert "Running stage 'train@cnn_small'" in out.stdout, out.stdout + out.stderr
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs(
         [client.get_experiment_by_name("intro-cnn").experiment_id],

@@ -1,0 +1,179 @@
+"""Metric gate for CI: fail when the evaluated models miss the thresholds in ``params.yaml``.
+
+``python -m stages.gate`` (``make gate``) reads ``reports/evaluate/metrics.json`` and the
+``thresholds`` section::
+
+    thresholds:
+      min:                     # model -> metric path in metrics.json -> lowest accepted value
+        cnn: {test.accuracy: 0.985}
+      better_than:             # model's metric must be strictly greater than than's
+        - {model: cnn, than: mlp, metric: test.accuracy}
+
+Exit status: 0 when every check passes (a table of the checks is logged); 1 when some check
+fails, with one line per failure such as ``cnn.test.accuracy 0.9871 < 0.9900``; 2 when the gate
+cannot run (no metrics file, malformed thresholds, or nothing gated at all). A missing model or
+metric is a failure, never a pass.
+
+Not a DVC stage: it judges the pipeline's outputs, it produces none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.config import PARAMS_FILE, ConfigError, ThresholdsConfig, load_params
+from stages.evaluate import METRICS_FILE
+from stages.files import read_json
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILED = 1
+EXIT_MISCONFIGURED = 2
+
+
+class GateConfigError(ConfigError):
+    """The thresholds or the metrics file cannot be used (the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check: ``model``'s ``metric`` against a minimum or against another model."""
+
+    model: str
+    metric: str
+    # None when the metric (or, for an ordering rule, the other model's) is missing.
+    value: float | None
+    # The minimum, or the other model's value for an ordering rule.
+    threshold: float | None
+    ok: bool
+    # Set for an ordering rule: the model that must be beaten.
+    than: str = ""
+    # Why a value is missing.
+    problem: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}.{self.metric}"
+
+    def line(self) -> str:
+        """The check in one line, e.g. ``cnn.test.accuracy 0.9871 < 0.9900``."""
+        if self.value is None:
+            return f"{self.key} missing ({self.problem})"
+        if not self.than:
+            op = ">=" if self.ok else "<"
+            return f"{self.key} {self.value:.4f} {op} {self.threshold:.4f}"
+        other = f"{self.than}.{self.metric}"
+        if self.threshold is None:
+            return f"{other} missing ({self.problem})"
+        op = ">" if self.ok else "<="
+        return f"{self.key} {self.value:.4f} {op} {other} {self.threshold:.4f}"
+
+
+def lookup(metrics: Mapping[str, Any], model: str, metric: str) -> tuple[float | None, str]:
+    """``metrics[model]`` followed along the dotted ``metric`` path: (value, why it is missing)."""
+    if model not in metrics:
+        found = ", ".join(sorted(metrics)) or "none"
+        return None, f"no model {model!r} in the metrics; evaluated: {found}"
+    node: Any = metrics[model]
+    for part in metric.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None, f"no {metric!r} in model {model!r}'s metrics"
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int | float) or math.isnan(node):
+        return None, f"{metric!r} of model {model!r} is not a number: {node!r}"
+    return float(node), ""
+
+
+def check(metrics: Mapping[str, Any], thresholds: ThresholdsConfig) -> list[Result]:
+    """Every check the thresholds ask for, minimums first, in params order.
+
+    Raises :class:`GateConfigError` when nothing is gated: an empty gate passing silently would
+    hide a misconfiguration.
+    """
+    results = []
+    for model, minimums in thresholds.min.items():
+        for metric, minimum in minimums.items():
+            value, problem = lookup(metrics, model, metric)
+            ok = value is not None and value >= minimum
+            results.append(Result(model, metric, value, minimum, ok, problem=problem))
+    for rule in thresholds.better_than:
+        value, problem = lookup(metrics, rule.model, rule.metric)
+        other, other_problem = lookup(metrics, rule.than, rule.metric)
+        if value is not None and other is None:
+            problem = other_problem
+        ok = value is not None and other is not None and value > other
+        results.append(Result(rule.model, rule.metric, value, other, ok, rule.than, problem))
+    if not results:
+        raise GateConfigError(
+            "Nothing is gated: params.yaml `thresholds` sets no minimum and no ordering rule. "
+            "Add e.g. `thresholds: {min: {cnn: {test.accuracy: 0.985}}}`."
+        )
+    return results
+
+
+def table(results: Sequence[Result]) -> str:
+    """The checks as an aligned text table: model, metric, value, threshold, ok."""
+    rows = [("model", "metric", "value", "threshold", "ok")]
+    for r in results:
+        value = "missing" if r.value is None else f"{r.value:.4f}"
+        if r.than:
+            limit = "missing" if r.threshold is None else f"{r.threshold:.4f}"
+            threshold = f"> {r.than} ({limit})"
+        else:
+            threshold = f">= {r.threshold:.4f}"
+        rows.append((r.model, r.metric, value, threshold, "ok" if r.ok else "FAIL"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def load_thresholds(params_file: Path) -> ThresholdsConfig:
+    return load_params(params_file).thresholds
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="%(default)s")
+    parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="%(default)s")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if not args.metrics.exists():
+            raise GateConfigError(
+                f"{args.metrics} not found: run `make repro` (or `dvc repro evaluate`) first."
+            )
+        metrics = read_json(args.metrics)
+        if not isinstance(metrics, Mapping):
+            raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
+        results = check(metrics, load_thresholds(args.params))
+    except (GateConfigError, OSError, ValueError, yaml.YAMLError) as exc:
+        log.error("gate: %s", exc)
+        sys.exit(EXIT_MISCONFIGURED)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        for r in failed:
+            log.error("%s", r.line())
+        log.error(
+            "gate: %d of %d checks failed (thresholds in %s)",
+            len(failed),
+            len(results),
+            args.params,
+        )
+        sys.exit(EXIT_FAILED)
+    log.info("%s", table(results))
+    log.info("gate: all %d checks passed", len(results))
+
+
+if __name__ == "__main__":
+    main()

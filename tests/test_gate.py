@@ -1,0 +1,164 @@
+"""Tests of the metric gate (stages/gate.py): checks, messages and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import yaml
+
+from stages import gate
+from stages.config import ROOT, ConfigError, parse_params
+from stages.files import write_json
+
+METRICS = {
+    "cnn": {"test": {"accuracy": 0.9871, "loss": 0.04}, "inference_images_per_s": 9000.0},
+    "mlp": {"test": {"accuracy": 0.9802, "loss": 0.07}, "inference_images_per_s": 20000.0},
+}
+
+
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def parse(section):
+    """The typed thresholds for a raw ``thresholds`` section of params.yaml."""
+    return parse_params(PARAMS | {"thresholds": section}).thresholds
+
+
+def thresholds(minimums=None, better_than=()):
+    return parse({"min": minimums or {}, "better_than": list(better_than)})
+
+
+def failures(metrics, th) -> list[str]:
+    return [r.line() for r in gate.check(metrics, th) if not r.ok]
+
+
+def test_passes_when_every_metric_meets_its_minimum():
+    th = thresholds(
+        {"cnn": {"test.accuracy": 0.985}, "mlp": {"test.accuracy": 0.98}},
+        [{"model": "cnn", "than": "mlp", "metric": "test.accuracy"}],
+    )
+    results = gate.check(METRICS, th)
+    assert [r.ok for r in results] == [True, True, True]
+    assert [r.line() for r in results] == [
+        "cnn.test.accuracy 0.9871 >= 0.9850",
+        "mlp.test.accuracy 0.9802 >= 0.9800",
+        "cnn.test.accuracy 0.9871 > mlp.test.accuracy 0.9802",
+    ]
+    text = gate.table(results).splitlines()
+    assert text[0].split() == ["model", "metric", "value", "threshold", "ok"]
+    assert text[1].split() == ["cnn", "test.accuracy", "0.9871", ">=", "0.9850", "ok"]
+    assert text[3].split() == ["cnn", "test.accuracy", "0.9871", ">", "mlp", "(0.9802)", "ok"]
+
+
+def test_a_value_equal_to_the_minimum_passes():
+    assert failures(METRICS, thresholds({"cnn": {"test.accuracy": 0.9871}})) == []
+
+
+def test_fails_on_one_metric_with_the_exact_line():
+    th = thresholds({"cnn": {"test.accuracy": 0.99}, "mlp": {"test.accuracy": 0.98}})
+    assert failures(METRICS, th) == ["cnn.test.accuracy 0.9871 < 0.9900"]
+
+
+def test_missing_metric_fails():
+    th = thresholds({"cnn": {"test.macro_f1": 0.9, "test.accuracy": 0.9}})
+    (line,) = failures(METRICS, th)
+    assert line.startswith("cnn.test.macro_f1 missing")
+
+
+def test_missing_model_fails():
+    th = thresholds({"cnn_small": {"test.accuracy": 0.9}})
+    (line,) = failures(METRICS, th)
+    assert line.startswith("cnn_small.test.accuracy missing")
+    assert "evaluated: cnn, mlp" in line
+
+
+def test_nan_or_non_number_fails():
+    metrics = {"cnn": {"test": {"accuracy": math.nan, "loss": "low"}}}
+    th = thresholds({"cnn": {"test.accuracy": 0.5, "test.loss": 0.0, "test": 0.0}})
+    lines = failures(metrics, th)
+    assert [line.split(" ")[0] for line in lines] == [
+        "cnn.test.accuracy",
+        "cnn.test.loss",
+        "cnn.test",
+    ]
+    assert all(" missing (" in line for line in lines)
+
+
+def test_ordering_rule():
+    rule = [{"model": "mlp", "than": "cnn", "metric": "test.accuracy"}]
+    assert failures(METRICS, thresholds(better_than=rule)) == [
+        "mlp.test.accuracy 0.9802 <= cnn.test.accuracy 0.9871"
+    ]
+    tie = {"cnn": METRICS["cnn"], "mlp": METRICS["cnn"]}
+    assert len(failures(tie, thresholds(better_than=rule))) == 1  # "better" is strict
+    rule = [{"model": "cnn", "than": "cnn_small", "metric": "test.accuracy"}]
+    (line,) = failures(METRICS, thresholds(better_than=rule))
+    assert line.startswith("cnn_small.test.accuracy missing")
+
+
+def test_nothing_gated_is_an_error():
+    with pytest.raises(gate.GateConfigError, match="Nothing is gated"):
+        gate.check(METRICS, parse({}))
+    with pytest.raises(gate.GateConfigError, match="Nothing is gated"):
+        gate.check(METRICS, thresholds({"cnn": {}}))
+
+
+def test_parse_rejects_malformed_thresholds():
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['cnn'\]"):
+        parse({"cnn": {"test.accuracy": 0.9}})  # the old flat shape
+    with pytest.raises(ConfigError, match="expected a number"):
+        parse({"min": {"cnn": {"test.accuracy": "high"}}})
+    with pytest.raises(ConfigError, match=r"better_than\[0\]: expected a mapping"):
+        parse({"better_than": [["cnn", "mlp", "test.accuracy"]]})
+
+
+def test_params_yaml_thresholds_parse():
+    parse(PARAMS.get("thresholds"))
+
+
+# --------------------------------------------------------------------------------------
+# main(): exit codes and output
+# --------------------------------------------------------------------------------------
+def run_main(tmp_path, metrics, section) -> None:
+    m, p = tmp_path / "metrics.json", tmp_path / "params.yaml"
+    if metrics is not None:
+        write_json(m, metrics)
+    p.write_text(yaml.safe_dump(PARAMS | {"thresholds": section}))
+    gate.main(["--metrics", str(m), "--params", str(p)])
+
+
+def test_main_exit_codes(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="stages.gate")
+    ok = {"min": {"cnn": {"test.accuracy": 0.98}}}
+    run_main(tmp_path, METRICS, ok)  # returns: exit status 0
+    assert "all 1 checks passed" in caplog.text
+    assert "cnn    test.accuracy  0.9871  >= 0.9800  ok" in caplog.text
+
+    caplog.clear()
+    bad = {
+        "min": {"cnn": {"test.accuracy": 0.99}, "mlp": {"test.accuracy": 0.95}},
+        "better_than": [{"model": "mlp", "than": "cnn", "metric": "test.accuracy"}],
+    }
+    with pytest.raises(SystemExit) as exc:
+        run_main(tmp_path, METRICS, bad)
+    assert exc.value.code == gate.EXIT_FAILED == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors[:2] == [
+        "cnn.test.accuracy 0.9871 < 0.9900",
+        "mlp.test.accuracy 0.9802 <= cnn.test.accuracy 0.9871",
+    ]
+    assert "2 of 3 checks failed" in errors[2]
+
+    for metrics, section, message in [
+        (METRICS, {}, "Nothing is gated"),
+        (None, ok, "metrics.json not found"),
+        (METRICS, {"cnn": {"test.accuracy": 0.9}}, "unknown key"),
+    ]:
+        caplog.clear()
+        (tmp_path / "metrics.json").unlink(missing_ok=True)
+        with pytest.raises(SystemExit) as exc:
+            run_main(tmp_path, metrics, section)
+        assert exc.value.code == gate.EXIT_MISCONFIGURED == 2
+        assert message in caplog.text

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("notebook", "pipeline", "pipeline_nondet")
 
 
-def trial(variant: str, model_name: str, epochs: int) -> dict:
+def trial(variant: str, model_name: str, epochs: int, spe: int | None = None) -> dict:
     """Train once in this process and return samples/s and test accuracy."""
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
@@ -67,6 +67,8 @@ def trial(variant: str, model_name: str, epochs: int) -> dict:
         samples_per_second = len(data["x_train"]) * cfg.epochs / wall
     else:
         train_cfg = params.train
+        if spe:
+            train_cfg = replace(train_cfg, steps_per_execution=spe)
         if variant == "pipeline_nondet":
             train_cfg = replace(train_cfg, deterministic=False)
         configure_tensorflow(seed, train_cfg.deterministic)
@@ -87,11 +89,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variants", default="notebook,pipeline,pipeline_nondet")
+    parser.add_argument(
+        "--steps-per-execution", type=int, help="override train.steps_per_execution (pipeline)"
+    )
     parser.add_argument("--trial", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.trial:
-        print("RESULT " + json.dumps(trial(args.trial, args.model, args.epochs)), flush=True)
+        res = trial(args.trial, args.model, args.epochs, args.steps_per_execution)
+        print("RESULT " + json.dumps(res), flush=True)
         return
 
     variants = args.variants.split(",")
@@ -106,6 +112,8 @@ def main() -> None:
         for v in order:
             cmd = [sys.executable, __file__, "--trial", v, "--model", args.model]
             cmd += ["--epochs", str(args.epochs)]
+            if args.steps_per_execution:
+                cmd += ["--steps-per-execution", str(args.steps_per_execution)]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if out.returncode != 0 or not lines:

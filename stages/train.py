@@ -124,7 +124,12 @@ def fit(
         verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
     hist = model.fit(
-        train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=verbose, callbacks=[timer]
+        train_ds,
+        validation_data=val_ds,
+        epochs=cfg.epochs,
+        verbose=verbose,
+        callbacks=[timer],
+        shuffle=False,  # train_ds reshuffles itself every epoch
     )
     wall = time.perf_counter() - start
     rows = [
@@ -330,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train one model of the registry.")
     parser.add_argument("model", help="a key of the `models` section of params.yaml")
     args = parser.parse_args(argv)
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the per-epoch lines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         params = config.load_params()

@@ -1,0 +1,396 @@
+"""Tests of the report stage: a self-contained page with every figure, verdict and source, in
+both languages; the stage end to end after the real upstream stages; the screenshot script."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import os
+import re
+import shutil
+import string
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages import config, tracking
+from stages import report as rp
+from stages import visualize as vis
+from stages.config import ROOT
+from stages.files import read_json, write_bytes, write_json, write_text
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+EVIL = "<script>alert('x')</script> & co"
+SCRIPT = ROOT / "scripts" / "check_report.sh"
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int] = (6, 4)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def external_references(page: str) -> list[str]:
+    """Everything in the page that would load (or link to) something outside it."""
+    patterns = [
+        r"""src\s*=\s*["']?\s*(?:https?:)?//""",
+        r"<link\b",
+        r"<script\b",
+        r"""url\(\s*["']?\s*(?:https?:)?//""",
+        r"@import",
+        r"""href\s*=\s*(?!["']?#)""",
+    ]
+    return [m.group(0) for p in patterns for m in re.finditer(p, page, flags=re.I)]
+
+
+CLAIMS = [
+    {
+        "id": "cnn_vs_mlp",
+        "statement": "The CNN (cnn) reaches better test accuracy than the dense network (mlp).",
+        "verdict": "partly holds",
+        "reason": "Test accuracy: cnn 0.9910 vs mlp 0.9800. The claim partly holds.",
+        "parts": {"better test accuracy": True, "far fewer parameters": False},
+        "evidence": {
+            "cnn_test_accuracy": 0.991,
+            "mlp_test_accuracy": 0.98,
+            "cnn_params": 700000,
+            "mlp_params": 669706,
+            "params_ratio": 700000 / 669706,
+        },
+    },
+    {
+        "id": "batchnorm",
+        "statement": "Batch normalization improves the small CNN.",
+        "verdict": "not checked",
+        "reason": f"Model(s) cnn_small_bn not in params.yaml `models`. {EVIL}",
+        "parts": {},
+        "evidence": {},
+    },
+]
+NETWORK = [
+    ("history_cnn.png", "history", ["cnn"]),
+    ("history_mlp.png", "history", ["mlp"]),
+    ("bn_comparison.png", "bn_comparison", ["cnn_small", "cnn_small_bn"]),
+    ("confusion_mlp.png", "confusion", ["mlp"]),
+]
+
+
+def write_fake_inputs(root: Path) -> None:
+    """Small but consistent upstream outputs: 8 + 4 figures, table, claims, sources, runs."""
+    for k, stem in enumerate(rp.CONV_FIGURES):
+        write_bytes(root / config.CONV_DIR / f"{stem}.png", png((30 * k, 0, 0)))
+    net = root / vis.NETWORK_DIR
+    for k, (file, _, _) in enumerate(NETWORK):
+        write_bytes(net / file, png((0, 60 * k, 0)))
+    figures = [{"file": f, "kind": kind, "models": m} for f, kind, m in NETWORK]
+    write_json(net / vis.INDEX_NAME, {"lang": "es", "figures": figures})
+    write_text(
+        root / rp.COMPARISON_CSV,
+        "model,params,epochs,train_seconds,train_samples_per_s,val_accuracy,test_accuracy,"
+        "test_loss,inference_images_per_s\n"
+        "cnn,700000,20,812.345,26585.2,0.99183,0.991,0.0301,15000.4\n"
+        "mlp,669706,10,100.0,54000.0,0.9801,0.98,0.07,40000.0\n",
+    )
+    write_json(root / rp.CLAIMS_JSON, CLAIMS)
+    write_json(
+        root / config.RAW_SOURCES,
+        {
+            "mnist": {
+                "source": "local",
+                "location": "/data/mnist.npz",
+                "set_by": "MNIST_LOCAL",
+                "file_sha256": "06af" * 16,
+                "content_sha256": {"x_train": "741c"},
+                "failed": [{"source": "keras", "location": "https://x/mnist.npz", "reason": EVIL}],
+                "skipped": [],
+            },
+            "image": {
+                "source": "matplotlib",
+                "url": "matplotlib.cbook.get_sample_data('grace_hopper.jpg')",
+                "file": "image.jpg",
+                "size": [512, 600],
+                "sha256": "a8ca" * 16,
+                "fallback": True,
+                "failed": [
+                    {
+                        "source": "data.image_url",
+                        "url": "https://upload.wikimedia.org/caballero.jpg",
+                        "reason": "ConnectionError: name resolution failed",
+                    }
+                ],
+            },
+        },
+    )
+    write_json(
+        root / vis.EVAL_RUNS,
+        {
+            "cnn": {"run_id": "a" * 32, "experiment": "intro-cnn", "restored": False},
+            "mlp": {"run_id": "b" * 32, "experiment": "intro-cnn", "restored": True},
+        },
+    )
+    write_text(root / "params.yaml", "report:\n  lang: es  # <b>not bold</b>\n")
+
+
+def fake_inputs(root: Path) -> rp.ReportInputs:
+    write_fake_inputs(root)
+    layers = [
+        rp.LayerRow("image", "InputLayer", "28 × 28 × 1", 0),
+        rp.LayerRow("conv1", "Conv2D", "26 × 26 × 32", 320),
+    ]
+    return rp.ReportInputs(
+        conv_figures=rp.read_conv_figures(root / config.CONV_DIR),
+        network_figures=rp.read_network_figures(root / vis.NETWORK_DIR),
+        summaries={"cnn": layers, "mlp": layers[:1]},
+        comparison=rp.read_comparison(root / rp.COMPARISON_CSV),
+        claims=read_json(root / rp.CLAIMS_JSON),
+        sources=read_json(root / config.RAW_SOURCES),
+        runs=read_json(root / vis.EVAL_RUNS),
+        params_text=(root / "params.yaml").read_text(),
+        provenance={"git_commit": COMMIT, "git_dirty": "true", "python": "3.11.9"},
+    )
+
+
+def embedded_images(page: str) -> list[bytes]:
+    return [
+        base64.b64decode(b64)
+        for b64 in re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# Texts
+# --------------------------------------------------------------------------------------
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_both_languages_have_the_same_texts():
+    es, en = rp.TEXT["es"], rp.TEXT["en"]
+    assert set(es) == set(en)
+    for key in es:
+        # English may leave a claim or reason empty: the evaluate stage's own text is English.
+        if en[key]:
+            assert _fields(es[key]) == _fields(en[key]), key
+        assert es[key].strip(), key
+    for stem in rp.CONV_FIGURES:
+        assert f"cap_{stem}" in es
+    for _, kinds in rp.NETWORK_SECTIONS:
+        for kind in kinds:
+            assert f"cap_{kind}" in es
+
+
+def test_layer_rows_of_a_real_model():
+    from stages.models import build_model
+
+    rows = rp.layer_rows(build_model("cnn_small"))
+    assert rows[0] == rp.LayerRow("image", "InputLayer", "28 × 28 × 1", 0)
+    assert rows[1] == rp.LayerRow("conv1", "Conv2D", "26 × 26 × 8", 80)
+    assert rows[-1] == rp.LayerRow("output", "Dense", "10", 650)
+    assert sum(r.params for r in rows) == 14178
+
+
+# --------------------------------------------------------------------------------------
+# The page from fake inputs
+# --------------------------------------------------------------------------------------
+VERDICTS = {
+    "es": ("se cumple en parte", "no comprobada"),
+    "en": ("partly holds", "not checked"),
+}
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_page_is_complete_and_self_contained(tmp_path, lang):
+    inputs = fake_inputs(tmp_path)
+    page = rp.build_html(inputs, lang)
+
+    assert page.startswith("<!DOCTYPE html>") and f'<html lang="{lang}">' in page
+    # Every figure, embedded, in order: the 8 convolution figures, then the network ones.
+    expected = [b for _, b in inputs.conv_figures] + [f.png for f in inputs.network_figures]
+    assert page.count('<img src="data:image/png;base64,') == 12
+    assert embedded_images(page) == expected
+    for stem in rp.CONV_FIGURES:
+        assert rp.esc(rp.text(f"cap_{stem}", lang)) in page
+    assert rp.esc(rp.text("cap_history", lang, model="cnn")) in page
+    assert rp.esc(rp.text("cap_bn_comparison", lang, plain="cnn_small", bn="cnn_small_bn")) in page
+    assert f"{rp.text('figure', lang)} 12." in page
+    # A second figure of a kind refers back to the first one's explanation.
+    assert rp.esc(rp.text("cap_again", lang, n=9, model="mlp")) in page
+
+    # Nothing loaded from elsewhere; no script at all; links only within the page.
+    assert external_references(page) == []
+
+    # The fallback image is flagged in a visible warning box.
+    (warning,) = re.findall(r'<div class="warning"[^>]*>(.*?)</div>', page, flags=re.S)
+    assert "upload.wikimedia.org/caballero.jpg" in warning
+    assert "grace_hopper.jpg" in warning
+
+    # Both claims with their verdict in the page's language.
+    for verdict in VERDICTS[lang]:
+        assert f'<span class="verdict">{verdict}</span>' in page
+    assert page.count('<div class="claim ') == 2
+    assert '<div class="claim partly">' in page and '<div class="claim unchecked">' in page
+
+    # Provenance: commit, dirty flag, runs, params.
+    assert COMMIT in page
+    assert "a" * 32 in page and "b" * 32 in page
+    assert "lang: es  # &lt;b&gt;not bold&lt;/b&gt;" in page
+
+    # Whatever comes from files is escaped.
+    assert "<script>" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+
+    # The comparison table, formatted.
+    assert ">700\u202f000<" in page and ">0.9910<" in page and ">812.3<" in page
+    assert f">{rp.text('col_test_accuracy', lang)}<" in page
+    assert rp.esc(rp.text("total_params", lang, model="cnn", n="320")) in page
+
+
+def test_spanish_page_rebuilds_claim_reasons_in_spanish(tmp_path):
+    page = rp.build_html(fake_inputs(tmp_path), "es")
+    assert "Precisión en prueba: cnn 0.9910 frente a mlp 0.9800 (+1.10 puntos)" in page
+    assert "104.5 % de los del mlp" in page
+    assert "mejor precisión en prueba: <b>sí</b>" in page
+    assert "muchos menos parámetros (menos de la mitad): <b>no</b>" in page
+    assert rp.text("claim_cnn_vs_mlp", "es") in page
+    assert "Falta(n) en `models` de params.yaml: cnn_small_bn." in page
+    # English page: the evaluate stage's own sentence.
+    page_en = rp.build_html(fake_inputs(tmp_path), "en")
+    assert CLAIMS[0]["reason"] in page_en and CLAIMS[0]["statement"] in page_en
+
+
+def test_claim_parts_follow_the_statement():
+    claim = {
+        "id": "batchnorm",
+        "verdict": "partly holds",
+        "reason": "",
+        # As claims.json stores them: sorted keys.
+        "parts": {
+            "faster early rise": None,
+            "higher test accuracy": False,
+            "higher validation accuracy": True,
+        },
+    }
+    block = rp._claim_block(claim, "en")
+    items = re.findall(r"<li>(.*?):", block)
+    assert items == [
+        "higher validation accuracy",
+        "higher test accuracy",
+        "faster rise in the first epochs",
+    ]
+    assert "<li>faster rise in the first epochs: <b>not checked</b></li>" in block
+
+
+def test_no_warning_without_fallback(tmp_path):
+    inputs = fake_inputs(tmp_path)
+    sources = {**inputs.sources, "image": {**inputs.sources["image"], "fallback": False}}
+    page = rp.build_html(dataclasses.replace(inputs, sources=sources), "es")
+    assert 'class="warning"' not in page
+
+
+def test_missing_inputs_fail_with_the_fix(tmp_path, monkeypatch, caplog):
+    write_text(tmp_path / "params.yaml", (ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        rp.main()
+    assert exc.value.code == 1
+    assert "01_random_walk.png" in caplog.text and "dvc repro convolutions" in caplog.text
+    assert not rp.REPORT_HTML.exists()
+
+    write_fake_inputs(tmp_path)
+    write_text(tmp_path / "params.yaml", (ROOT / "params.yaml").read_text())
+    (tmp_path / vis.NETWORK_DIR / "confusion_mlp.png").unlink()
+    with pytest.raises(SystemExit):
+        rp.main()
+    assert "confusion_mlp.png is listed in index.json but missing" in caplog.text
+    assert not rp.REPORT_HTML.exists()
+
+
+# --------------------------------------------------------------------------------------
+# The stages end to end: train (tiny) -> evaluate -> convolutions -> visualize -> report
+# --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_report_end_to_end(tmp_path, monkeypatch, subset):
+    from stages import convolutions
+    from tests.test_visualize import build_project
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    build_project(tmp_path, subset, lang="es")
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    config.RAW_IMAGE_DIR.mkdir(parents=True)
+    image.save(config.RAW_IMAGE_DIR / "image.png")
+    write_json(
+        config.RAW_SOURCES,
+        {
+            "mnist": {"source": "local", "location": "tests/data/mnist_subset.npz", "failed": []},
+            "image": {"source": "data.image_local", "url": "image.png", "fallback": False},
+        },
+    )
+    convolutions.main()
+    vis.main()
+
+    rp.main()
+
+    page = rp.REPORT_HTML.read_text(encoding="utf-8")
+    index = read_json(vis.NETWORK_DIR / vis.INDEX_NAME)
+    assert page.count('<img src="data:image/png;base64,') == 8 + len(index["figures"]) == 25
+    net = [(vis.NETWORK_DIR / f["file"]).read_bytes() for f in index["figures"]]
+    assert set(embedded_images(page)[8:]) == set(net)
+    assert external_references(page) == []
+    assert 'class="warning"' not in page
+    for name in ("cnn", "cnn_small", "cnn_small_bn", "mlp"):
+        assert f"{name}: " in page and " parámetros</caption>" in page
+    assert rp.esc(rp.text("total_params", "es", model="cnn_small", n="14\u202f178")) in page
+    for run in read_json(vis.EVAL_RUNS).values():
+        assert run["run_id"] in page
+    assert tracking.provenance_tags()["git_commit"] in page
+    assert page.count('<div class="claim ') == 2
+    assert "conv1" in page and "Conv2D" in page and "26 × 26 × 32" in page
+
+    # Rerun: the same page (nothing time-dependent in it).
+    rp.main()
+    assert rp.REPORT_HTML.read_text(encoding="utf-8") == page
+
+
+# --------------------------------------------------------------------------------------
+# scripts/check_report.sh
+# --------------------------------------------------------------------------------------
+def test_check_script_skips_without_chromium(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    out = subprocess.run(
+        ["/bin/bash", str(SCRIPT)],
+        cwd=tmp_path,
+        env={"PATH": str(empty), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "chromium not found, skipping"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="chromium not installed",
+)
+def test_check_script_renders_a_screenshot(tmp_path):
+    page = rp.build_html(fake_inputs(tmp_path), "es")
+    write_text(tmp_path / rp.REPORT_HTML, page)
+    out = subprocess.run(
+        ["bash", str(SCRIPT)],
+        cwd=tmp_path,
+        env={**os.environ, "CHECK_REPORT_HEIGHT": "900"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    with Image.open(tmp_path / "reports" / "screenshot.png") as im:
+        assert im.format == "PNG" and im.size == (1280, 900)
+        # Something was drawn: the page is not a blank white sheet.
+        assert len(im.convert("L").getcolors(maxcolors=1 << 16) or range(2)) > 1

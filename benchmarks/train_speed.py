@@ -48,9 +48,18 @@ def trial(variant: str, model_name: str, epochs: int, spe: int | None = None) ->
     cfg = replace(params.model(model_name), epochs=epochs)
     seed = params.seed_for(model_name)
     data = load_processed()
-    model = build_model(model_name)
+    # Seed before building: Keras draws the initial weights when the model is built.
     if variant == "notebook":
         keras.utils.set_random_seed(seed)
+    else:
+        train_cfg = params.train
+        if spe:
+            train_cfg = replace(train_cfg, steps_per_execution=spe)
+        if variant == "pipeline_nondet":
+            train_cfg = replace(train_cfg, deterministic=False)
+        configure_tensorflow(seed, train_cfg.deterministic)
+    model = build_model(model_name)
+    if variant == "notebook":
         x = np.concatenate([data["x_train"], data["x_val"]])
         y = one_hot(np.concatenate([data["y_train"], data["y_val"]]))
         compile_model(model, cfg, steps_per_execution=1)
@@ -66,13 +75,7 @@ def trial(variant: str, model_name: str, epochs: int, spe: int | None = None) ->
         wall = time.perf_counter() - start
         samples_per_second = len(data["x_train"]) * cfg.epochs / wall
     else:
-        train_cfg = params.train
-        if spe:
-            train_cfg = replace(train_cfg, steps_per_execution=spe)
-        if variant == "pipeline_nondet":
-            train_cfg = replace(train_cfg, deterministic=False)
-        configure_tensorflow(seed, train_cfg.deterministic)
-        result = fit(model, data, cfg, train_cfg, seed, verbose=2)
+        result = fit(model, data, cfg, train_cfg, verbose=2)
         wall, samples_per_second = result.wall_seconds, result.samples_per_second
     _, test_acc = model.evaluate(data["x_test"], one_hot(data["y_test"]), verbose=0)
     return {

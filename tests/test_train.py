@@ -198,3 +198,34 @@ def test_temp_experiment_logs_into_the_main_store(repo):
     assert [r.data.params["seed"] for r in runs] == ["7"]
     assert runs[0].data.tags.get("dvc_exp_name")
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
+@pytest.mark.slow
+def test_parallel_trainings_share_one_store(repo):
+    """Two stages writing to one sqlite store at once (as `dvc queue start -j 2` does) both land."""
+    import mlflow
+
+    _prepare(repo)
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "stages.train", name],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("cnn_small", "cnn_small_bn")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("intro-cnn")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["cnn_small", "cnn_small_bn"]
+    for run_ in runs:
+        assert run_.info.status == "FINISHED"
+        assert len(client.get_metric_history(run_.info.run_id, "val_accuracy")) == 1
+        assert {a.path for a in client.list_artifacts(run_.info.run_id)} >= {"history.csv"}

@@ -62,7 +62,7 @@ from stages.config import (
     DataConfig,
     load_params,
 )
-from stages.files import array_sha256, file_sha256, write_json, write_npz
+from stages.files import array_sha256, atomic_dir, file_sha256, write_json, write_npz
 
 logger = logging.getLogger(__name__)
 
@@ -723,19 +723,8 @@ def write_image_dir(source: Path, name: str, target_dir: Path = RAW_IMAGE_DIR) -
     folder (or nothing), never a folder with two images or half an image.
     """
     target_dir = Path(target_dir)
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target_dir.parent / f".{target_dir.name}.{os.getpid()}.tmp"
-    old = target_dir.parent / f".{target_dir.name}.{os.getpid()}.old"
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()  # Plain mkdir: the usual permissions (mkdtemp's would be 0700).
+    with atomic_dir(target_dir) as tmp:
         shutil.copyfile(source, tmp / name)
-        if target_dir.exists():
-            os.replace(target_dir, old)
-        os.replace(tmp, target_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return target_dir / name
 
 

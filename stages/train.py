@@ -173,20 +173,8 @@ def model_summary_text(model: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-@contextlib.contextmanager
-def _keras_tmp(target: Path) -> Iterator[Path]:
-    """Like files.atomic_path, but the temp name ends in .keras (Keras insists on it)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.keras")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_model(model: Any, target: Path) -> None:
-    with _keras_tmp(target) as tmp:
+    with files.atomic_path(target, suffix=".keras") as tmp:  # Keras insists on the suffix
         model.save(tmp)
 
 

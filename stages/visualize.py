@@ -16,15 +16,13 @@ to the MLflow run of every model it shows, under ``figures/``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
 import math
 import os
-import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -599,27 +597,9 @@ def run_ids(names: Sequence[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------
 # Edge: writing outputs
 # --------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _swap_dir(target: Path) -> Iterator[Path]:
-    """Yield a new folder beside ``target``; on success it replaces ``target`` whole, so the
-    folder never mixes old and new figures (nor keeps figures of a model no longer listed)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
-    old = target.parent / f".{target.name}.{os.getpid()}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_outputs(target: Path, contents: Mapping[str, bytes]) -> None:
-    with _swap_dir(target) as tmp:
+    """Replace the figures folder whole: no stale figures of a model no longer listed."""
+    with files.atomic_dir(target) as tmp:
         for name, data in contents.items():
             (tmp / name).write_bytes(data)
 

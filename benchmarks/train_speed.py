@@ -1,19 +1,32 @@
-"""Training throughput: the notebook's plain ``fit`` against the pipeline's ``stages.train.fit``.
+"""Training throughput: the notebook's plain ``fit`` against the pipeline's training.
 
-    python benchmarks/train_speed.py --model cnn --epochs 20 --rounds 2
+    python benchmarks/train_speed.py                      # cnn, 20 epochs, interleaved
+    python benchmarks/train_speed.py --mode process --rounds 2 --variants pipeline,pipeline_nondet
 
-Both sides train the same model, on the same processed data (``data/processed/mnist.npz``; run
-``dvc repro preprocess`` first), with the same epochs, batch size, optimiser, seed and
-validation rows. Each trial is a fresh process (same start-up cost, no state shared), and the
-variants alternate round by round so that machine noise hits all of them alike. It prints each
-trial's samples/s (training samples x epochs / fit wall seconds, validation included) and test
-accuracy, then the medians and the ratio to the notebook.
+Both sides train the same model from the same initial weights, on the same processed data
+(``data/processed/mnist.npz``; run ``dvc repro preprocess`` first), with the same epochs,
+batch size, optimiser and validation rows, and are tested on the same test set.
 
-Variants:
 - ``notebook``: ``model.fit(x, y, batch_size=128, validation_split=0.1)`` on NumPy arrays, the
-  notebook's call (verbose=2 so both sides print the same one line per epoch);
-- ``pipeline``: ``stages.train.fit`` with params.yaml's ``train`` section as committed;
-- ``pipeline_nondet``: the same without TF op determinism, to show what determinism costs.
+  notebook's call;
+- ``pipeline``: what ``stages.train`` runs, with params.yaml's ``train`` section
+  (``input_datasets``, ``steps_per_execution``, the resolved ``precision``, op determinism);
+- ``pipeline_float32`` (interleave mode): the pipeline forced to float32, to separate what the
+  input pipeline and what bfloat16 bring when ``train.precision`` resolves to mixed_bfloat16;
+- ``pipeline_nondet`` (process mode only): the same without TF op determinism.
+
+Modes. Shared VMs change speed by tens of percent within seconds, so runs that follow each
+other compare badly.
+- ``interleave`` (default): one process trains both models, epoch by epoch, in turns (ABBA
+  order); each epoch's wall time (training + validation) is taken by a callback, so both sides
+  see the same machine at nearly the same moment. The process-wide op-determinism switch is
+  the pipeline's, so the notebook side runs under it too; the process mode measures what it
+  costs.
+- ``process``: each trial is a fresh process training all epochs in one ``fit`` call; the
+  variants alternate round by round; medians over rounds.
+
+Prints samples/s (training samples x epochs / seconds), the ratio to the notebook and test
+accuracies.
 """
 
 from __future__ import annotations
@@ -32,36 +45,139 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("notebook", "pipeline", "pipeline_nondet")
 
 
-def trial(variant: str, model_name: str, epochs: int, spe: int | None = None) -> dict:
-    """Train once in this process and return samples/s and test accuracy."""
+def _setup(model_name: str, epochs: int, spe: int | None, deterministic: bool | None) -> tuple:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
-    import keras
-    import numpy as np
-
     from stages import config
-    from stages.models import build_model
-    from stages.preprocess import load_processed, one_hot
-    from stages.train import compile_model, configure_tensorflow, fit
+    from stages.preprocess import load_processed
 
     params = config.load_params()
     cfg = replace(params.model(model_name), epochs=epochs)
-    seed = params.seed_for(model_name)
-    data = load_processed()
+    train_cfg = params.train
+    if spe:
+        train_cfg = replace(train_cfg, steps_per_execution=spe)
+    if deterministic is not None:
+        train_cfg = replace(train_cfg, deterministic=deterministic)
+    return params, cfg, train_cfg, params.seed_for(model_name), load_processed()
+
+
+def _notebook_arrays(data: dict) -> tuple:
+    import numpy as np
+
+    from stages.preprocess import one_hot
+
+    # The notebook's fit sees train + validation rows and splits off the last 10 % itself.
+    x = np.concatenate([data["x_train"], data["x_val"]])
+    y = one_hot(np.concatenate([data["y_train"], data["y_val"]]))
+    return x, y
+
+
+def _test_accuracy(model, data: dict) -> float:
+    from stages.preprocess import one_hot
+
+    _, acc = model.evaluate(data["x_test"], one_hot(data["y_test"]), batch_size=1024, verbose=0)
+    return float(acc)
+
+
+SIDES = ("notebook", "pipeline", "pipeline_float32")
+
+
+def interleave(model_name: str, epochs: int, spe: int | None, sides: list[str]) -> dict:
+    """Train notebook-style and pipeline-style models in turns, one epoch at a time."""
+    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, None)
+    import keras
+
+    from stages.models import build_model
+    from stages.train import (
+        _epoch_timer,
+        compile_model,
+        configure_tensorflow,
+        input_datasets,
+        resolve_precision,
+        use_prefetch,
+    )
+
+    configure_tensorflow(seed, train_cfg.deterministic)
+    precision = resolve_precision(train_cfg.precision)
+    print(f"pipeline precision: {precision}; deterministic: {train_cfg.deterministic}")
+    x, y = _notebook_arrays(data)
+    train_ds, val_ds = input_datasets(data, cfg.batch_size, seed, use_prefetch(train_cfg.prefetch))
+    models = {}
+    for side in sides:
+        keras.utils.set_random_seed(seed)  # same initial weights for every side
+        if side == "notebook":
+            models[side] = build_model(model_name)
+            compile_model(models[side], cfg, steps_per_execution=1)
+        else:
+            side_precision = "float32" if side == "pipeline_float32" else precision
+            models[side] = build_model(model_name, side_precision)
+            compile_model(models[side], cfg, train_cfg.steps_per_execution)
+
+    def one_epoch(side: str, e: int, timer) -> dict:
+        if side == "notebook":
+            h = models[side].fit(
+                x,
+                y,
+                batch_size=cfg.batch_size,
+                epochs=e + 1,
+                initial_epoch=e,
+                validation_split=params.preprocess.validation_split,
+                verbose=0,
+                callbacks=[timer],
+            )
+        else:
+            h = models[side].fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=e + 1,
+                initial_epoch=e,
+                shuffle=False,  # the dataset reshuffles itself, as in stages.train.fit
+                verbose=0,
+                callbacks=[timer],
+            )
+        return h.history
+
+    seconds: dict[str, list[float]] = {side: [] for side in sides}
+    val_acc: dict[str, float] = {}
+    print("epoch " + " ".join(f"{side + ' s':>17}" for side in sides), flush=True)
+    for e in range(epochs):
+        for side in sides if e % 2 == 0 else sides[::-1]:  # ABBA: nobody always goes first
+            timer = _epoch_timer()
+            hist = one_epoch(side, e, timer)
+            seconds[side].append(timer.seconds[-1])
+            val_acc[side] = float(hist["val_accuracy"][-1])
+        print(f"{e + 1:5d} " + " ".join(f"{seconds[s][-1]:17.2f}" for s in sides), flush=True)
+    n_train = len(data["x_train"])
+    return {
+        side: {
+            "samples_per_second": n_train * epochs / sum(secs),
+            "seconds": sum(secs),
+            "median_epoch_seconds": statistics.median(secs),
+            "val_accuracy": val_acc[side],
+            "test_accuracy": _test_accuracy(models[side], data),
+        }
+        for side, secs in seconds.items()
+    }
+
+
+def trial(variant: str, model_name: str, epochs: int, spe: int | None = None) -> dict:
+    """Process mode: train once in this process, all epochs in one fit call."""
+    det = False if variant == "pipeline_nondet" else None
+    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, det)
+    import keras
+
+    from stages.models import build_model
+    from stages.train import compile_model, configure_tensorflow, fit, resolve_precision
+
     # Seed before building: Keras draws the initial weights when the model is built.
     if variant == "notebook":
         keras.utils.set_random_seed(seed)
+        model = build_model(model_name)
     else:
-        train_cfg = params.train
-        if spe:
-            train_cfg = replace(train_cfg, steps_per_execution=spe)
-        if variant == "pipeline_nondet":
-            train_cfg = replace(train_cfg, deterministic=False)
         configure_tensorflow(seed, train_cfg.deterministic)
-    model = build_model(model_name)
+        model = build_model(model_name, resolve_precision(train_cfg.precision))
     if variant == "notebook":
-        x = np.concatenate([data["x_train"], data["x_val"]])
-        y = one_hot(np.concatenate([data["y_train"], data["y_val"]]))
+        x, y = _notebook_arrays(data)
         compile_model(model, cfg, steps_per_execution=1)
         start = time.perf_counter()
         model.fit(
@@ -75,41 +191,23 @@ def trial(variant: str, model_name: str, epochs: int, spe: int | None = None) ->
         wall = time.perf_counter() - start
         samples_per_second = len(data["x_train"]) * cfg.epochs / wall
     else:
-        result = fit(model, data, cfg, train_cfg, verbose=2)
+        result = fit(model, data, cfg, train_cfg, seed, verbose=2)
         wall, samples_per_second = result.wall_seconds, result.samples_per_second
-    _, test_acc = model.evaluate(data["x_test"], one_hot(data["y_test"]), verbose=0)
     return {
         "variant": variant,
         "samples_per_second": samples_per_second,
         "wall_seconds": wall,
-        "test_accuracy": float(test_acc),
+        "test_accuracy": _test_accuracy(model, data),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="cnn")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variants", default="notebook,pipeline,pipeline_nondet")
-    parser.add_argument(
-        "--steps-per-execution", type=int, help="override train.steps_per_execution (pipeline)"
-    )
-    parser.add_argument("--trial", choices=VARIANTS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-
-    if args.trial:
-        res = trial(args.trial, args.model, args.epochs, args.steps_per_execution)
-        print("RESULT " + json.dumps(res), flush=True)
-        return
-
+def run_processes(args: argparse.Namespace) -> None:
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         sys.exit(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
     results: dict[str, list[dict]] = {v: [] for v in variants}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    print(f"model {args.model}, {args.epochs} epochs, {args.rounds} rounds, variants {variants}")
     for r in range(args.rounds):
         order = variants if r % 2 == 0 else variants[::-1]  # alternate who goes first
         for v in order:
@@ -137,6 +235,57 @@ def main() -> None:
         acc = statistics.mean(x["test_accuracy"] for x in results[v])
         ratio = f"{sps / base:5.2f}x notebook" if base else ""
         print(f"  {v:16s} {sps:8.0f} samples/s  test accuracy {acc:.4f}  {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--mode", choices=("interleave", "process"), default="interleave")
+    parser.add_argument("--rounds", type=int, default=2, help="process mode: trials per variant")
+    parser.add_argument(
+        "--variants", default="notebook,pipeline", help="process mode: " + ",".join(VARIANTS)
+    )
+    parser.add_argument(
+        "--steps-per-execution", type=int, help="override train.steps_per_execution (pipeline)"
+    )
+    parser.add_argument(
+        "--sides", default="notebook,pipeline", help="interleave mode: " + ",".join(SIDES)
+    )
+    parser.add_argument("--trial", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.trial:
+        res = trial(args.trial, args.model, args.epochs, args.steps_per_execution)
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+    if args.mode == "process":
+        print(f"model {args.model}, {args.epochs} epochs, {args.rounds} rounds, process mode")
+        run_processes(args)
+        return
+
+    sides = args.sides.split(",")
+    if sides[0] != "notebook" or not set(sides) <= set(SIDES):
+        sys.exit(f"--sides: notebook first, then any of {', '.join(SIDES[1:])}")
+    print(f"model {args.model}, {args.epochs} epochs, interleaved in one process")
+    res = interleave(args.model, args.epochs, args.steps_per_execution, sides)
+    nb = res["notebook"]
+    for side, r in res.items():
+        print(
+            f"  {side:16s} {r['samples_per_second']:6.0f} samples/s  {r['seconds']:6.1f} s  "
+            f"median epoch {r['median_epoch_seconds']:5.2f} s  "
+            f"val acc {r['val_accuracy']:.4f}  test acc {r['test_accuracy']:.4f}"
+        )
+    for side, r in res.items():
+        if side == "notebook":
+            continue
+        epoch_ratio = nb["median_epoch_seconds"] / r["median_epoch_seconds"]
+        print(
+            f"{side}/notebook: {r['samples_per_second'] / nb['samples_per_second']:.2f}x "
+            f"samples/s (median epoch {epoch_ratio:.2f}x)"
+            f"; test accuracy {100 * (r['test_accuracy'] - nb['test_accuracy']):+.2f} points"
+        )
+    print("RESULT " + json.dumps(res), flush=True)
 
 
 if __name__ == "__main__":

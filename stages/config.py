@@ -114,6 +114,10 @@ class SeedConfig:
     seed: int
 
 
+PREFETCH_CHOICES = ("auto", "none", "autotune")
+PRECISION_CHOICES = ("auto", "float32", "mixed_bfloat16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings shared by every model's training run."""
@@ -124,6 +128,15 @@ class TrainConfig:
     steps_per_execution: int
     # Make TF ops deterministic, so two runs give identical histories.
     deterministic: bool
+    # Batches tf.data prepares ahead in a background thread: "none", "autotune", or "auto"
+    # (none on a machine without a GPU, where that thread steals a core from training;
+    # autotune when TF sees a GPU, so host input overlaps device compute).
+    prefetch: str = "auto"
+    # Arithmetic of the layers: "float32", "mixed_bfloat16" (float32 weights, bfloat16
+    # compute), or "auto": mixed_bfloat16 where the hardware runs bfloat16 natively (a GPU of
+    # compute capability 8.0 or newer; without a GPU, an x86 CPU with AMX-BF16 and oneDNN on),
+    # float32 elsewhere. The resolved value is logged with every run.
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -282,6 +295,21 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
         raise ConfigError(
             "preprocess.validation_split: must be strictly between 0 and 1, "
             f"got {params.preprocess.validation_split}."
+        )
+    if params.train.prefetch not in PREFETCH_CHOICES:
+        raise ConfigError(
+            f"train.prefetch: must be one of {list(PREFETCH_CHOICES)}, "
+            f"got {params.train.prefetch!r}."
+        )
+    if params.train.precision not in PRECISION_CHOICES:
+        raise ConfigError(
+            f"train.precision: must be one of {list(PRECISION_CHOICES)}, "
+            f"got {params.train.precision!r}."
+        )
+    if params.train.steps_per_execution < 1:
+        raise ConfigError(
+            "train.steps_per_execution: must be at least 1, "
+            f"got {params.train.steps_per_execution}."
         )
     if params.report.lang not in ("es", "en"):
         raise ConfigError(f"report.lang: must be 'es' or 'en', got {params.report.lang!r}.")

@@ -16,10 +16,16 @@ INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 
+def _output(x: keras.KerasTensor) -> keras.KerasTensor:
+    # float32 whatever the global policy: a softmax in bfloat16 rounds probabilities near 1
+    # to 1 (8 bits of mantissa), which spoils the loss; under "float32" this changes nothing.
+    return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="output")(x)
+
+
 def _head(x: keras.KerasTensor) -> keras.KerasTensor:
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="dense")(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", name="output")(x)
+    return _output(x)
 
 
 def _conv_net(name: str, filters: int, batch_norm: bool) -> keras.Model:
@@ -60,8 +66,7 @@ def mlp() -> keras.Model:
     x = layers.Dropout(0.2, name="dropout1")(x)
     x = layers.Dense(512, activation="relu", name="dense2")(x)
     x = layers.Dropout(0.2, name="dropout2")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="output")(x)
-    return keras.Model(inputs, outputs, name="mlp")
+    return keras.Model(inputs, _output(x), name="mlp")
 
 
 MODEL_BUILDERS: dict[str, Callable[[], keras.Model]] = {
@@ -72,8 +77,15 @@ MODEL_BUILDERS: dict[str, Callable[[], keras.Model]] = {
 }
 
 
-def build_model(name: str) -> keras.Model:
-    """A fresh, uncompiled model; an unknown name lists the valid ones."""
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def build_model(name: str, precision: str = "float32") -> keras.Model:
+    """A fresh, uncompiled model; an unknown name lists the valid ones.
+
+    ``precision`` is the Keras dtype policy of its layers: "float32", or "mixed_bfloat16"
+    (weights kept in float32, layers computing in bfloat16; the output layer stays float32).
+    """
     try:
         builder = MODEL_BUILDERS[name]
     except KeyError:
@@ -81,7 +93,14 @@ def build_model(name: str) -> keras.Model:
             f"Unknown model {name!r}: valid names are {', '.join(sorted(MODEL_BUILDERS))}. "
             "Add a builder to stages/models.py to define a new one."
         ) from None
-    return builder()
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}: valid ones are {list(PRECISIONS)}.")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return builder()
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:

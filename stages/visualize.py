@@ -119,7 +119,8 @@ def feature_maps(model: keras.Model, images: np.ndarray) -> tuple[np.ndarray, np
         )
     sub = keras.Model(model.inputs, [convs[0].output, convs[1].output])
     maps1, maps2 = sub.predict(np.asarray(images, dtype=np.float32), verbose=0)
-    return np.asarray(maps1), np.asarray(maps2)
+    # float32 also for a mixed_bfloat16 model, whose layers output bfloat16.
+    return np.asarray(maps1, dtype=np.float32), np.asarray(maps2, dtype=np.float32)
 
 
 def conv_kernels(model: keras.Model) -> list[np.ndarray]:
@@ -128,7 +129,10 @@ def conv_kernels(model: keras.Model) -> list[np.ndarray]:
 
     from stages.models import conv_layers
 
-    return [keras.ops.convert_to_numpy(layer.kernel) for layer in conv_layers(model)]
+    return [
+        np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float32)
+        for layer in conv_layers(model)
+    ]
 
 
 def format_prob(p: float) -> str:

@@ -162,3 +162,17 @@ def test_main_exit_codes(tmp_path, caplog):
             run_main(tmp_path, metrics, section)
         assert exc.value.code == gate.EXIT_MISCONFIGURED == 2
         assert message in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("prefetch", "sometimes", "train.prefetch: must be one of"),
+        ("precision", "float16", "train.precision: must be one of"),
+        ("steps_per_execution", 0, "train.steps_per_execution: must be at least 1"),
+    ],
+)
+def test_bad_train_settings_are_named(key, value, message):
+    raw = PARAMS | {"train": {**PARAMS["train"], key: value}}
+    with pytest.raises(ConfigError, match=message):
+        parse_params(raw)

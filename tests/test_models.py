@@ -62,3 +62,24 @@ def test_registry_matches_params():
     from stages.config import ROOT, load_params
 
     assert set(load_params(ROOT / "params.yaml").models) == set(models.MODEL_BUILDERS)
+
+
+def test_mixed_bfloat16_computes_in_bf16_keeps_float32_weights_and_output():
+    import keras
+
+    model = models.build_model("cnn", "mixed_bfloat16")
+    assert model.count_params() == 61_482
+    conv = model.get_layer("conv1")
+    assert conv.compute_dtype == "bfloat16"
+    assert conv.kernel.dtype == "float32"
+    assert model.get_layer("output").compute_dtype == "float32"
+    out = model(keras.ops.zeros((2, 28, 28, 1)))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    # The policy applies to this build only, not to models built afterwards.
+    assert keras.config.dtype_policy().name == "float32"
+    assert models.build_model("cnn").get_layer("conv1").compute_dtype == "float32"
+
+
+def test_unknown_precision_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"Unknown precision 'float16'.*float32"):
+        models.build_model("cnn", "float16")

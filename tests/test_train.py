@@ -69,6 +69,75 @@ def test_unknown_optimizer_is_a_clear_error():
         train.compile_model(build_model("cnn_small"), cfg, 1)
 
 
+@pytest.mark.parametrize(
+    ("flags", "gpus", "onednn", "native"),
+    [
+        ({"avx512f", "amx_bf16", "avx512_bf16"}, [], True, True),  # Sapphire Rapids and later
+        ({"avx512f", "amx_bf16"}, [], False, False),  # oneDNN turned off: no fast bf16 kernels
+        ({"avx2", "avx512_bf16"}, [], True, False),  # bf16 dot products only: not measured
+        ({"avx2"}, [], True, False),  # most laptops
+        ({"avx2"}, [(9, 0)], True, True),  # H100
+        ({"amx_bf16"}, [(8, 0), (7, 0)], True, False),  # one V100 among the GPUs
+    ],
+)
+def test_native_bfloat16_follows_the_hardware(flags, gpus, onednn, native):
+    assert train.native_bfloat16(frozenset(flags), gpus, onednn) is native
+
+
+def test_explicit_precision_and_prefetch_are_kept():
+    assert train.resolve_precision("float32") == "float32"
+    assert train.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    assert train.use_prefetch("none") is False
+    assert train.use_prefetch("autotune") is True
+
+
+def test_auto_prefetch_only_with_a_gpu():
+    import tensorflow as tf
+
+    assert train.use_prefetch("auto") is bool(tf.config.list_physical_devices("GPU"))
+
+
+def _indexed_splits(n_train: int, n_val: int) -> dict:
+    """Arrays whose pixel (0, 0) holds the row number, to follow rows through the pipeline."""
+
+    def images(n: int) -> np.ndarray:
+        x = np.zeros((n, 28, 28, 1), np.float32)
+        x[:, 0, 0, 0] = np.arange(n)
+        return x
+
+    return {
+        "x_train": images(n_train),
+        "y_train": np.arange(n_train) % 10,
+        "x_val": images(n_val),
+        "y_val": np.arange(n_val) % 10,
+    }
+
+
+def _epoch_rows(ds) -> list[list[int]]:
+    batches = []
+    for xb, yb in ds:
+        rows = xb.numpy()[:, 0, 0, 0].astype(int).tolist()
+        assert (yb.numpy().argmax(axis=1) == np.array(rows) % 10).all()  # labels follow rows
+        batches.append(rows)
+    return batches
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_input_datasets_shuffle_every_epoch_and_keep_validation_in_order(prefetch):
+    data = _indexed_splits(300, 150)
+    train_ds, val_ds = train.input_datasets(data, 128, seed=1, prefetch=prefetch)
+    first, second = _epoch_rows(train_ds), _epoch_rows(train_ds)
+    for epoch in (first, second):
+        assert [len(b) for b in epoch] == [128, 128, 44]  # as fit(batch_size=128): last short
+        assert sorted(r for b in epoch for r in b) == list(range(300))  # every row once per epoch
+    assert first != second  # a fresh permutation each epoch
+    again, _ = train.input_datasets(data, 128, seed=1, prefetch=prefetch)
+    assert _epoch_rows(again) == first  # same seed, same order
+    other, _ = train.input_datasets(data, 128, seed=2, prefetch=prefetch)
+    assert _epoch_rows(other) != first
+    assert _epoch_rows(val_ds) == [list(range(128)), list(range(128, 150))]
+
+
 def test_unknown_model_exits_nonzero(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "stages.train", "resnet"],

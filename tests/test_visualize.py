@@ -364,7 +364,8 @@ def build_project(
     for name in params.models:
         train.configure_tensorflow(params.seed_for(name), deterministic=False)
         model = build_model(name)
-        result = train.fit(model, data, params.model(name), params.train, verbose=0)
+        seed = params.seed_for(name)
+        result = train.fit(model, data, params.model(name), params.train, seed, verbose=0)
         train.save_model(model, config.model_path(name))
         write_text(config.history_path(name), train.history_csv(result.history))
         write_json(

@@ -45,7 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("notebook", "pipeline", "pipeline_nondet")
 
 
-def _setup(model_name: str, epochs: int, spe: int | None, deterministic: bool | None) -> tuple:
+def _setup(
+    model_name: str, epochs: int, spe: int | None, deterministic: bool | None, seed: int | None
+) -> tuple:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     from stages import config
@@ -58,7 +60,8 @@ def _setup(model_name: str, epochs: int, spe: int | None, deterministic: bool | 
         train_cfg = replace(train_cfg, steps_per_execution=spe)
     if deterministic is not None:
         train_cfg = replace(train_cfg, deterministic=deterministic)
-    return params, cfg, train_cfg, params.seed_for(model_name), load_processed()
+    seed = params.seed_for(model_name) if seed is None else seed
+    return params, cfg, train_cfg, seed, load_processed()
 
 
 def _notebook_arrays(data: dict) -> tuple:
@@ -82,9 +85,11 @@ def _test_accuracy(model, data: dict) -> float:
 SIDES = ("notebook", "pipeline", "pipeline_float32")
 
 
-def interleave(model_name: str, epochs: int, spe: int | None, sides: list[str]) -> dict:
+def interleave(
+    model_name: str, epochs: int, spe: int | None, sides: list[str], seed: int | None = None
+) -> dict:
     """Train notebook-style and pipeline-style models in turns, one epoch at a time."""
-    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, None)
+    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, None, seed)
     import keras
 
     from stages.models import build_model
@@ -99,7 +104,7 @@ def interleave(model_name: str, epochs: int, spe: int | None, sides: list[str]) 
 
     configure_tensorflow(seed, train_cfg.deterministic)
     precision = resolve_precision(train_cfg.precision)
-    print(f"pipeline precision: {precision}; deterministic: {train_cfg.deterministic}")
+    print(f"seed {seed}; pipeline precision {precision}; deterministic {train_cfg.deterministic}")
     x, y = _notebook_arrays(data)
     train_ds, val_ds = input_datasets(data, cfg.batch_size, seed, use_prefetch(train_cfg.prefetch))
     models = {}
@@ -160,10 +165,12 @@ def interleave(model_name: str, epochs: int, spe: int | None, sides: list[str]) 
     }
 
 
-def trial(variant: str, model_name: str, epochs: int, spe: int | None = None) -> dict:
+def trial(
+    variant: str, model_name: str, epochs: int, spe: int | None = None, seed: int | None = None
+) -> dict:
     """Process mode: train once in this process, all epochs in one fit call."""
     det = False if variant == "pipeline_nondet" else None
-    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, det)
+    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, det, seed)
     import keras
 
     from stages.models import build_model
@@ -215,6 +222,8 @@ def run_processes(args: argparse.Namespace) -> None:
             cmd += ["--epochs", str(args.epochs)]
             if args.steps_per_execution:
                 cmd += ["--steps-per-execution", str(args.steps_per_execution)]
+            if args.seed is not None:
+                cmd += ["--seed", str(args.seed)]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if out.returncode != 0 or not lines:
@@ -252,11 +261,12 @@ def main() -> None:
     parser.add_argument(
         "--sides", default="notebook,pipeline", help="interleave mode: " + ",".join(SIDES)
     )
+    parser.add_argument("--seed", type=int, help="override the model's seed from params.yaml")
     parser.add_argument("--trial", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.trial:
-        res = trial(args.trial, args.model, args.epochs, args.steps_per_execution)
+        res = trial(args.trial, args.model, args.epochs, args.steps_per_execution, args.seed)
         print("RESULT " + json.dumps(res), flush=True)
         return
     if args.mode == "process":
@@ -268,7 +278,7 @@ def main() -> None:
     if sides[0] != "notebook" or not set(sides) <= set(SIDES):
         sys.exit(f"--sides: notebook first, then any of {', '.join(SIDES[1:])}")
     print(f"model {args.model}, {args.epochs} epochs, interleaved in one process")
-    res = interleave(args.model, args.epochs, args.steps_per_execution, sides)
+    res = interleave(args.model, args.epochs, args.steps_per_execution, sides, args.seed)
     nb = res["notebook"]
     for side, r in res.items():
         print(

@@ -13,7 +13,11 @@ What makes it faster than the notebook, without changing those semantics:
   machine, take a core away from the training step; ``train.prefetch`` turns prefetching back
   on where it pays (a GPU);
 - ``steps_per_execution`` runs many batches per call into the compiled TF graph, so Python and
-  the callbacks run once per chunk instead of once per batch.
+  the callbacks run once per chunk instead of once per batch;
+- ``train.precision: auto`` trains in Keras' ``mixed_bfloat16`` (float32 weights, bfloat16
+  arithmetic, float32 softmax) where the hardware has bfloat16 units (AMX on recent Xeons,
+  tensor cores from Ampere on), float32 elsewhere. This changes rounding, not the training
+  recipe; ``benchmarks/train_speed.py`` compares test accuracy with the notebook's fit.
 Determinism (same params + data → identical history) comes from seeding everything once and
 enabling TF op determinism; see ``train.deterministic`` in params.yaml.
 """

@@ -112,6 +112,22 @@ def test_feature_maps_match_a_hand_computed_convolution(cnn_small, images):
     assert maps1.max() > 0 and maps2.max() > 0  # not all switched off by the ReLU
 
 
+def test_feature_maps_of_a_bfloat16_model_are_float32_and_close(cnn_small, images):
+    """A mixed_bfloat16 model (train.precision) gives plottable float32 maps, near float32's."""
+    from stages.models import build_model
+
+    x, _ = images
+    bf16 = build_model("cnn_small", "mixed_bfloat16")
+    bf16.set_weights(cnn_small.get_weights())
+    maps1, maps2 = vis.feature_maps(bf16, x)
+    ref1, ref2 = vis.feature_maps(cnn_small, x)
+    assert maps1.dtype == np.float32 and maps2.dtype == np.float32
+    # bfloat16 keeps 8 bits of mantissa: agreement to a few percent of the largest activation.
+    np.testing.assert_allclose(maps1, ref1, atol=0.03 * np.abs(ref1).max())
+    np.testing.assert_allclose(maps2, ref2, atol=0.05 * np.abs(ref2).max())
+    assert all(k.dtype == np.float32 for k in vis.conv_kernels(bf16))
+
+
 def test_feature_maps_need_two_convolutions():
     from stages.models import build_model
 

@@ -180,6 +180,12 @@ def input_datasets(
     )
     if prefetch:
         train, val = train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
+    else:
+        # tf.data would otherwise turn the maps into parallel maps (its default static
+        # optimisation), bringing back the background threads this set-up avoids.
+        options = tf.data.Options()
+        options.experimental_optimization.map_parallelization = False
+        train, val = train.with_options(options), val.with_options(options)
     return train, val
 
 

@@ -136,6 +136,10 @@ def test_input_datasets_shuffle_every_epoch_and_keep_validation_in_order(prefetc
     other, _ = train.input_datasets(data, 128, seed=2, prefetch=prefetch)
     assert _epoch_rows(other) != first
     assert _epoch_rows(val_ds) == [list(range(128)), list(range(128, 150))]
+    # Without prefetch, no background threads: tf.data must not parallelize the gathers either.
+    for ds in (train_ds, val_ds):
+        parallel = ds.options().experimental_optimization.map_parallelization
+        assert (parallel is False) is (not prefetch)
 
 
 def test_unknown_model_exits_nonzero(tmp_path):

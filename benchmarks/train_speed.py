@@ -94,9 +94,9 @@ def interleave(
 
     from stages.models import build_model
     from stages.train import (
-        _epoch_timer,
         compile_model,
         configure_tensorflow,
+        epoch_timer,
         input_datasets,
         resolve_precision,
         use_prefetch,
@@ -147,7 +147,7 @@ def interleave(
     print("epoch " + " ".join(f"{side + ' s':>17}" for side in sides), flush=True)
     for e in range(epochs):
         for side in sides if e % 2 == 0 else sides[::-1]:  # ABBA: nobody always goes first
-            timer = _epoch_timer()
+            timer = epoch_timer()
             hist = one_epoch(side, e, timer)
             seconds[side].append(timer.seconds[-1])
             val_acc[side] = float(hist["val_accuracy"][-1])

@@ -115,7 +115,9 @@ class SeedConfig:
 
 
 PREFETCH_CHOICES = ("auto", "none", "autotune")
-PRECISION_CHOICES = ("auto", "float32", "mixed_bfloat16")
+# Keras dtype policies a model can be built with (stages.models), and the params choices.
+PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from stages.config import PRECISIONS
+
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
@@ -75,9 +77,6 @@ MODEL_BUILDERS: dict[str, Callable[[], keras.Model]] = {
     "cnn_small_bn": cnn_small_bn,
     "mlp": mlp,
 }
-
-
-PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def build_model(name: str, precision: str = "float32") -> keras.Model:

@@ -82,7 +82,7 @@ def compile_model(model: Any, cfg: ModelConfig, steps_per_execution: int) -> Non
     )
 
 
-def _epoch_timer() -> Any:
+def epoch_timer() -> Any:
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
@@ -200,7 +200,7 @@ def fit(
     """Compile and fit ``model`` on the processed splits; return the per-epoch history."""
     compile_model(model, cfg, train_cfg.steps_per_execution)
     train_ds, val_ds = input_datasets(data, cfg.batch_size, seed, use_prefetch(train_cfg.prefetch))
-    timer = _epoch_timer()
+    timer = epoch_timer()
     if verbose == "auto":
         # A live bar on a terminal; one line per epoch in logs (DVC, CI).
         verbose = 1 if sys.stdout.isatty() else 2

@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine (Python 3.11+ is all it needs):
 #   make repro   set up .venv if needed, then run the DVC pipeline (dvc repro)
 #   make test    set up .venv if needed, then lint and run every test
-# Both are idempotent: set-up reruns only when pyproject.toml changes.
+# Both are idempotent: set-up reruns only when pyproject.toml or requirements.lock changes.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,13 +11,19 @@ STAMP  := $(VENV)/.installed
 RUN    := PATH="$(BIN):$$PATH"
 PYTEST_ARGS ?= -m ""
 
-.PHONY: setup repro test test-quick lint gate bench ui clean-venv
+.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade
 
-$(STAMP): pyproject.toml
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+# Exact versions and hashes from requirements.lock (refused when stale versus pyproject.toml),
+# then the project itself, without touching its locked dependencies.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), \
 		f"Python 3.11+ is needed, {sys.executable} is {sys.version.split()[0]}: make PYTHON=python3.11 ..."'
+	@$(PYTHON) scripts/lock.py --check
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --require-hashes -r requirements.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,8 +32,8 @@ repro: setup
 	$(RUN) dvc repro
 
 lint: setup
-	$(BIN)/ruff check stages tests benchmarks
-	$(BIN)/ruff format --check stages tests benchmarks
+	$(BIN)/ruff check stages tests benchmarks scripts
+	$(BIN)/ruff format --check stages tests benchmarks scripts
 
 test: lint
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -46,3 +52,21 @@ ui: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Rebuild plots/offline.html (DVC's plots page with vega inlined, for offline `dvc plots show`)
+# from the versions pinned in plots/package-lock.json. Needs node and npm; the result is committed.
+plots-template:
+	cd plots && npm ci --ignore-scripts --no-audit --no-fund
+	$(PYTHON) scripts/build_plots_template.py
+
+# Re-resolve requirements.lock after editing pyproject.toml's dependencies (keeps every pin that
+# still fits); lock-upgrade moves everything to the newest versions pyproject.toml allows.
+$(BIN)/uv:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet uv
+
+lock: $(BIN)/uv
+	$(BIN)/python scripts/lock.py
+
+lock-upgrade: $(BIN)/uv
+	$(BIN)/python scripts/lock.py --upgrade

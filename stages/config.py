@@ -54,6 +54,11 @@ def train_metrics_path(name: str) -> Path:
     return TRAIN_DIR / name / "metrics.json"
 
 
+def train_timing_path(name: str) -> Path:
+    """Wall-clock measurements of a training: tracked, but not DVC metrics."""
+    return TRAIN_DIR / name / "timing.json"
+
+
 def run_info_path(name: str) -> Path:
     return TRAIN_DIR / name / "run.json"
 

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,39 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def zip_bytes(
+    members: Iterator[tuple[str, bytes]] | list[tuple[str, bytes]], compress: bool = False
+) -> bytes:
+    """A zip archive whose bytes depend only on the members' names, order and contents:
+    fixed timestamps and permissions, no extra fields."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = method
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def restamp_zip(
+    path: str | os.PathLike[str], rewrite: Mapping[str, Callable[[bytes], bytes]] | None = None
+) -> None:
+    """Rewrite the zip at ``path`` in place as :func:`zip_bytes` does, members in their order,
+    each member named in ``rewrite`` passed through its function first."""
+    rewrite = rewrite or {}
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        compress = any(i.compress_type != zipfile.ZIP_STORED for i in infos)
+        members = [(i.filename, rewrite.get(i.filename, _same)(zf.read(i))) for i in infos]
+    write_bytes(path, zip_bytes(members, compress=compress))
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
@@ -97,18 +130,13 @@ def npz_bytes(arrays: Mapping[str, np.ndarray], compress: bool = True) -> bytes:
 
     ``compress=False`` stores members uncompressed: large float arrays load much faster.
     """
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=method) as zf:
-        for name in sorted(arrays):
-            member = io.BytesIO()
-            array = np.ascontiguousarray(arrays[name])
-            np.lib.format.write_array(member, array, allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
-            info.compress_type = method
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, member.getvalue())
-    return buf.getvalue()
+
+    def member(name: str) -> tuple[str, bytes]:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+        return f"{name}.npy", buf.getvalue()
+
+    return zip_bytes([member(name) for name in sorted(arrays)], compress=compress)
 
 
 def write_npz(

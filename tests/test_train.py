@@ -42,7 +42,7 @@ ROWS = [
 def test_history_csv_has_the_documented_columns():
     text = train.history_csv(ROWS)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "seconds"]
+    assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert float(rows[1]["val_accuracy"]) == 0.98
 
@@ -53,11 +53,44 @@ def test_metrics_summary_uses_the_last_epoch():
     assert summary["val"] == {"accuracy": 0.98, "loss": 0.07}
     assert summary["train"]["accuracy"] == 0.97
     assert summary["epochs"] == 2 and summary["params"] == 14_178
-    assert summary["samples_per_second"] == 600.0
+    assert set(summary) == {"train", "val", "epochs", "params", "n_train"}  # no wall clock
+    timing = train.timing_summary(result)
+    assert timing == {"wall_seconds": 3.0, "samples_per_second": 600.0, "epoch_seconds": [1.5, 1.2]}
 
 
 def test_deterministic_history_drops_only_wall_clock():
     assert all("seconds" not in r and len(r) == 5 for r in train.deterministic_history(ROWS))
+
+
+def test_saved_model_bytes_depend_only_on_the_model(tmp_path):
+    """Same weights, saved at different times: identical files (Keras alone stamps the date
+    into metadata.json and the weights member, so its own saves differ)."""
+    import zipfile
+
+    import keras
+
+    from stages.models import build_model
+
+    keras.utils.set_random_seed(3)
+    model = build_model("cnn_small")
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(x, np.eye(10, dtype=np.float32)[np.arange(8)], epochs=1, verbose=0)
+    saved, plain = [], []
+    for i in range(2):
+        if i:
+            time.sleep(2.1)  # past the 1 s date resolution and the zip format's 2 s
+        train.save_model(model, tmp_path / f"stable{i}.keras")
+        saved.append((tmp_path / f"stable{i}.keras").read_bytes())
+        model.save(tmp_path / f"plain{i}.keras")
+        plain.append((tmp_path / f"plain{i}.keras").read_bytes())
+    assert plain[0] != plain[1], "Keras' own saves became stable: save_model may be simplified"
+    assert saved[0] == saved[1]
+    with zipfile.ZipFile(tmp_path / "stable0.keras") as zf:
+        assert json.loads(zf.read("metadata.json")) == {"keras_version": keras.__version__}
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    reloaded = keras.saving.load_model(tmp_path / "stable0.keras")
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_unknown_optimizer_is_a_clear_error():
@@ -162,10 +195,6 @@ def _prepare(repo: Path, **params) -> None:
     run(["dvc", "repro", "preprocess"], repo)
 
 
-def _without_timing(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("wall_seconds", "samples_per_second")}
-
-
 @pytest.mark.slow
 def test_one_epoch_training_through_dvc(repo):
     """Real stage code in a temporary repo: outputs, model reload, MLflow run with the model."""
@@ -179,7 +208,8 @@ def test_one_epoch_training_through_dvc(repo):
     assert len(history) == 1 and 0.0 < float(history[0]["val_accuracy"]) <= 1.0
     metrics = json.loads((repo / "reports/train/cnn_small/metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["params"] == 14_178 and metrics["n_train"] == 900
-    assert metrics["samples_per_second"] > 0
+    timing = json.loads((repo / "reports/train/cnn_small/timing.json").read_text())
+    assert timing["samples_per_second"] > 0 and len(timing["epoch_seconds"]) == 1
 
     model = keras.saving.load_model(repo / "models/cnn_small.keras")
     assert model.count_params() == 14_178
@@ -217,14 +247,14 @@ def test_two_runs_give_identical_history_and_metrics(repo):
     outputs = []
     for _ in range(2):
         run([sys.executable, "-m", "stages.train", "cnn_small_bn"], repo)
-        hist = list(csv.DictReader((repo / "reports/train/cnn_small_bn/history.csv").open()))
-        metrics = json.loads((repo / "reports/train/cnn_small_bn/metrics.json").read_text())
         outputs.append(
-            (
-                [{k: v for k, v in r.items() if k != "seconds"} for r in hist],
-                _without_timing(metrics),
-            )
+            [
+                (repo / "reports/train/cnn_small_bn" / f).read_bytes()
+                for f in ("history.csv", "metrics.json")
+            ]
+            + [(repo / "models/cnn_small_bn.keras").read_bytes()]
         )
+    # Byte for byte: history and metrics hold no wall clock, the model file no save date.
     assert outputs[0] == outputs[1]
 
 

@@ -199,6 +199,9 @@ class ThresholdsConfig:
     # min[model][metric path] = lowest accepted value; the dotted path walks metrics.json.
     min: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     better_than: tuple[OrderingRule, ...] = ()
+    # max_drop[model][metric path] = largest accepted fall below the committed baseline (the
+    # metrics.json of a git revision, HEAD by default): catches regressions above the minimum.
+    max_drop: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,13 @@
         cnn: {test.accuracy: 0.985}
       better_than:             # model's metric must be strictly greater than than's
         - {model: cnn, than: mlp, metric: test.accuracy}
+      max_drop:                # largest accepted fall below the committed baseline
+        cnn: {test.accuracy: 0.003}
+
+The baseline of ``max_drop`` is ``reports/evaluate/metrics.json`` as committed at a git revision
+(``--baseline REV``, HEAD by default: in CI, the numbers the pipeline just replaced). A model or
+metric the baseline lacks is new and passes that rule; a baseline file missing at that revision
+stops the gate (exit 2) rather than silently skip the rule.
 
 Exit status: 0 when every check passes (a table of the checks is logged); 1 when some check
 fails, with one line per failure such as ``cnn.test.accuracy 0.9871 < 0.9900``; 2 when the gate
@@ -20,8 +27,10 @@ Not a DVC stage: it judges the pipeline's outputs, it produces none.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +68,9 @@ class Result:
     than: str = ""
     # Why a value is missing.
     problem: str = ""
+    # Set for a regression rule: the largest accepted drop, and the baseline's revision.
+    max_drop: float | None = None
+    baseline_rev: str = ""
 
     @property
     def key(self) -> str:
@@ -68,6 +80,15 @@ class Result:
         """The check in one line, e.g. ``cnn.test.accuracy 0.9871 < 0.9900``."""
         if self.value is None:
             return f"{self.key} missing ({self.problem})"
+        if self.max_drop is not None:
+            if self.threshold is None:
+                return f"{self.key} {self.value:.4f}, no baseline at {self.baseline_rev} (new)"
+            drop = self.threshold - self.value
+            op = "<=" if self.ok else ">"
+            return (
+                f"{self.key} {self.value:.4f}, baseline {self.threshold:.4f} at "
+                f"{self.baseline_rev}: drop {drop:.4f} {op} max_drop {self.max_drop:.4f}"
+            )
         if not self.than:
             op = ">=" if self.ok else "<"
             return f"{self.key} {self.value:.4f} {op} {self.threshold:.4f}"
@@ -93,8 +114,35 @@ def lookup(metrics: Mapping[str, Any], model: str, metric: str) -> tuple[float |
     return float(node), ""
 
 
-def check(metrics: Mapping[str, Any], thresholds: ThresholdsConfig) -> list[Result]:
-    """Every check the thresholds ask for, minimums first, in params order.
+def regressions(
+    metrics: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    max_drop: Mapping[str, Mapping[str, float]],
+    baseline_rev: str,
+) -> list[Result]:
+    """The regression rule: each metric may fall at most ``max_drop`` below the baseline."""
+    results = []
+    for model, drops in max_drop.items():
+        for metric, limit in drops.items():
+            value, problem = lookup(metrics, model, metric)
+            before, _ = lookup(baseline, model, metric)
+            # The tolerance keeps float rounding (0.9898 - 0.9848 > 0.005) from failing a drop
+            # exactly at the limit.
+            ok = value is not None and (before is None or before - value <= limit + 1e-9)
+            results.append(
+                Result(model, metric, value, before, ok, "", problem, limit, baseline_rev)
+            )
+    return results
+
+
+def check(
+    metrics: Mapping[str, Any],
+    thresholds: ThresholdsConfig,
+    baseline: Mapping[str, Any] | None = None,
+    baseline_rev: str = "",
+) -> list[Result]:
+    """Every check the thresholds ask for: minimums, ordering rules, then regressions against
+    ``baseline`` (required when ``thresholds.max_drop`` sets any), in params order.
 
     Raises :class:`GateConfigError` when nothing is gated: an empty gate passing silently would
     hide a misconfiguration.
@@ -112,6 +160,10 @@ def check(metrics: Mapping[str, Any], thresholds: ThresholdsConfig) -> list[Resu
             problem = other_problem
         ok = value is not None and other is not None and value > other
         results.append(Result(rule.model, rule.metric, value, other, ok, rule.than, problem))
+    if thresholds.max_drop:
+        if baseline is None:
+            raise GateConfigError("thresholds.max_drop is set but no baseline metrics were given.")
+        results += regressions(metrics, baseline, thresholds.max_drop, baseline_rev)
     if not results:
         raise GateConfigError(
             "Nothing is gated: params.yaml `thresholds` sets no minimum and no ordering rule. "
@@ -125,7 +177,10 @@ def table(results: Sequence[Result]) -> str:
     rows = [("model", "metric", "value", "threshold", "ok")]
     for r in results:
         value = "missing" if r.value is None else f"{r.value:.4f}"
-        if r.than:
+        if r.max_drop is not None:
+            before = "none" if r.threshold is None else f"{r.threshold:.4f}"
+            threshold = f"drop <= {r.max_drop:.4f} from {before} ({r.baseline_rev})"
+        elif r.than:
             limit = "missing" if r.threshold is None else f"{r.threshold:.4f}"
             threshold = f"> {r.than} ({limit})"
         else:
@@ -142,10 +197,34 @@ def load_thresholds(params_file: Path) -> ThresholdsConfig:
     return load_params(params_file).thresholds
 
 
+def committed_metrics(rev: str, path: Path) -> Mapping[str, Any]:
+    """``path`` (relative to the repository root) as committed at git revision ``rev``."""
+    spec = f"{rev}:{Path(path).as_posix()}"
+    try:
+        out = subprocess.run(["git", "show", spec], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise GateConfigError(f"git is needed for the baseline of max_drop: {exc}") from exc
+    if out.returncode != 0:
+        raise GateConfigError(
+            f"No baseline {spec} ({out.stderr.strip()}): commit a metrics file, name another "
+            "revision with --baseline REV, or drop thresholds.max_drop."
+        )
+    data = json.loads(out.stdout)
+    if not isinstance(data, Mapping):
+        raise GateConfigError(f"{spec}: expected a mapping of model to metrics.")
+    return data
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="%(default)s")
     parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="%(default)s")
+    parser.add_argument(
+        "--baseline",
+        default="HEAD",
+        metavar="REV",
+        help="git revision whose committed metrics file max_drop compares with (%(default)s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -156,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         metrics = read_json(args.metrics)
         if not isinstance(metrics, Mapping):
             raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
-        results = check(metrics, load_thresholds(args.params))
+        thresholds = load_thresholds(args.params)
+        baseline = committed_metrics(args.baseline, METRICS_FILE) if thresholds.max_drop else None
+        results = check(metrics, thresholds, baseline, args.baseline)
     except (GateConfigError, OSError, ValueError, yaml.YAMLError) as exc:
         log.error("gate: %s", exc)
         sys.exit(EXIT_MISCONFIGURED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
 
 import pytest
 import yaml
@@ -176,3 +177,79 @@ def test_bad_train_settings_are_named(key, value, message):
     raw = PARAMS | {"train": {**PARAMS["train"], key: value}}
     with pytest.raises(ConfigError, match=message):
         parse_params(raw)
+
+
+# --------------------------------------------------------------------------------------
+# Regression rule: max_drop against the committed baseline
+# --------------------------------------------------------------------------------------
+BASELINE = {
+    "cnn": {"test": {"accuracy": 0.9898, "loss": 0.037}},
+    "mlp": {"test": {"accuracy": 0.9807, "loss": 0.069}},
+}
+
+
+def test_regression_rule_names_model_metric_baseline_and_new_value():
+    th = parse({"max_drop": {"cnn": {"test.accuracy": 0.003}, "mlp": {"test.accuracy": 0.003}}})
+    results = gate.check(METRICS, th, BASELINE, "HEAD")
+    # cnn fell 0.0027 (within 0.003), mlp 0.0005 below its baseline.
+    assert [r.ok for r in results] == [True, True]
+    worse = {"cnn": {"test": {"accuracy": 0.9848}}, "mlp": METRICS["mlp"]}
+    (line,) = [r.line() for r in gate.check(worse, th, BASELINE, "main") if not r.ok]
+    assert (
+        line == "cnn.test.accuracy 0.9848, baseline 0.9898 at main: drop 0.0050 > max_drop 0.0030"
+    )
+
+
+def test_regression_rule_edges():
+    th = parse({"max_drop": {"cnn": {"test.accuracy": 0.005}, "cnn_small": {"test.accuracy": 0}}})
+    exact = {"cnn": {"test": {"accuracy": 0.9848}}, "cnn_small": {"test": {"accuracy": 0.98}}}
+    results = gate.check(exact, th, BASELINE | {"cnn": {"test": {"accuracy": 0.9898}}}, "HEAD")
+    assert results[0].ok  # a drop equal to max_drop passes, float rounding notwithstanding
+    assert results[1].ok and "no baseline at HEAD (new)" in results[1].line()  # a new model
+    gone = gate.check({"cnn": METRICS["cnn"]}, th, BASELINE, "HEAD")
+    assert not gone[1].ok and gone[1].line().startswith("cnn_small.test.accuracy missing")
+    better = {"cnn": {"test": {"accuracy": 0.999}}, "cnn_small": {"test": {"accuracy": 0.9}}}
+    assert gate.check(better, th, {}, "HEAD")[0].ok
+    with pytest.raises(gate.GateConfigError, match="no baseline metrics"):
+        gate.check(METRICS, th)
+
+
+def _git(repo, *args):
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_main_compares_with_the_committed_baseline(tmp_path, monkeypatch, caplog):
+    """The gate reads the baseline from git (HEAD by default) and exits 1 on a regression."""
+    caplog.set_level(logging.INFO, logger="stages.gate")
+    monkeypatch.chdir(tmp_path)
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.com")
+    _git(tmp_path, "config", "user.name", "t")
+    write_json(tmp_path / gate.METRICS_FILE, BASELINE)
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "baseline")
+    section = {
+        "min": {"cnn": {"test.accuracy": 0.98}},
+        "max_drop": {"cnn": {"test.accuracy": 0.003}},
+    }
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(PARAMS | {"thresholds": section}))
+    args = ["--metrics", str(gate.METRICS_FILE), "--params", str(params)]
+
+    gate.main(args)  # the rerun reproduced the baseline: passes
+    assert "all 2 checks passed" in caplog.text
+
+    write_json(tmp_path / gate.METRICS_FILE, {"cnn": {"test": {"accuracy": 0.9860}}})
+    caplog.clear()
+    with pytest.raises(SystemExit) as exc:
+        gate.main(args)
+    assert exc.value.code == gate.EXIT_FAILED
+    assert "cnn.test.accuracy 0.9860, baseline 0.9898 at HEAD: drop 0.0038 > max_drop 0.0030" in (
+        caplog.text
+    )
+
+    caplog.clear()
+    with pytest.raises(SystemExit) as exc:
+        gate.main([*args, "--baseline", "no-such-rev"])
+    assert exc.value.code == gate.EXIT_MISCONFIGURED
+    assert "No baseline no-such-rev:reports/evaluate/metrics.json" in caplog.text

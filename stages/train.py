@@ -238,6 +238,33 @@ def fit(
     )
 
 
+# Distributions whose resolved versions every MLflow run records (tags ``versions.<name>``):
+# the numbers depend on them. TensorFlow installs as tensorflow-cpu on Linux x86-64.
+RECORDED_LIBRARIES = {
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    "keras": ("keras",),
+    "mlflow": ("mlflow",),
+    "dvc": ("dvc",),
+}
+
+
+def library_versions() -> dict[str, str]:
+    """``versions.<library>`` tags: the installed version of each of RECORDED_LIBRARIES."""
+    from importlib import metadata
+
+    tags = {}
+    for name, distributions in RECORDED_LIBRARIES.items():
+        version = "not installed"
+        for dist in distributions:
+            try:
+                version = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        tags[f"versions.{name}"] = version
+    return tags
+
+
 def history_csv(rows: list[dict[str, float]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(
@@ -406,6 +433,7 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
     tags = tracking.provenance_tags()
     tags["data_sha256"] = files.file_sha256(config.PROCESSED_MNIST)
     tags["model"] = name
+    tags |= library_versions()
     logged_params = {
         "model": name,
         **asdict(model_cfg),

@@ -93,6 +93,20 @@ def test_saved_model_bytes_depend_only_on_the_model(tmp_path):
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_library_versions_are_the_installed_ones():
+    import dvc
+    import keras
+    import mlflow
+    import tensorflow as tf
+
+    assert train.library_versions() == {
+        "versions.tensorflow": tf.__version__,
+        "versions.keras": keras.__version__,
+        "versions.mlflow": mlflow.__version__,
+        "versions.dvc": dvc.__version__,
+    }
+
+
 def test_unknown_optimizer_is_a_clear_error():
     from stages.config import ModelConfig
     from stages.models import build_model
@@ -223,6 +237,8 @@ def test_one_epoch_training_through_dvc(repo):
     assert mlrun.data.params["epochs"] == "1" and mlrun.data.params["batch_size"] == "128"
     assert mlrun.data.tags["model"] == "cnn_small" and len(mlrun.data.tags["data_sha256"]) == 64
     assert "git_commit" in mlrun.data.tags
+    assert mlrun.data.tags["versions.keras"] == keras.__version__
+    assert {"versions.tensorflow", "versions.mlflow", "versions.dvc"} <= set(mlrun.data.tags)
     steps = client.get_metric_history(run_info["run_id"], "val_accuracy")
     assert [m.step for m in steps] == [1]
     assert steps[0].value == pytest.approx(float(history[0]["val_accuracy"]), abs=1e-5)

@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 RUN    := PATH="$(BIN):$$PATH"
 PYTEST_ARGS ?= -m ""
 
-.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade
+.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff
 
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
@@ -41,8 +41,16 @@ test: lint
 test-quick: lint
 	$(RUN) pytest
 
+# GATE_ARGS="--baseline origin/main": the revision whose committed metrics max_drop compares with.
 gate: setup
-	$(RUN) python -m stages.gate
+	$(RUN) python -m stages.gate $(GATE_ARGS)
+
+# How metrics and params moved against a git revision (BASE, default HEAD); DIFF_ARGS=--md for
+# markdown.
+BASE ?= HEAD
+diff: setup
+	@$(RUN) dvc metrics diff $(BASE) $(DIFF_ARGS)
+	@$(RUN) dvc params diff $(BASE) $(DIFF_ARGS)
 
 bench: setup
 	$(RUN) python benchmarks/train_speed.py

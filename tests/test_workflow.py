@@ -36,14 +36,29 @@ def test_setup_python(workflow):
     assert setup["with"] == {
         "python-version": "3.11",
         "cache": "pip",
-        "cache-dependency-path": "pyproject.toml",
+        "cache-dependency-path": "requirements.lock",
     }
 
 
 def test_runs_tests_then_pipeline_then_gate(workflow):
     runs = [s.get("run", "").strip() for s in steps(workflow)]
-    order = [runs.index(cmd) for cmd in ("make test", "make repro", "make gate")]
+    order = [
+        next(i for i, run in enumerate(runs) if cmd in run)
+        for cmd in ("make test", "make repro", "make -s diff", "make gate")
+    ]
     assert order == sorted(order)
+
+
+def test_diff_against_main_goes_to_the_job_summary_and_the_gate(workflow):
+    """Metrics and params against main, as markdown, even when the pipeline failed; the gate's
+    regression rule compares with main too."""
+    (diff,) = [s for s in steps(workflow) if "make -s diff" in s.get("run", "")]
+    assert diff["if"] == "always()"
+    assert "git fetch --no-tags --depth=1 origin main" in diff["run"]
+    assert "make -s diff BASE=origin/main DIFF_ARGS=--md" in diff["run"]
+    assert '>> "$GITHUB_STEP_SUMMARY"' in diff["run"]
+    (gate,) = [s for s in steps(workflow) if s.get("run", "").startswith("make gate")]
+    assert gate["run"] == 'make gate GATE_ARGS="--baseline origin/main"'
 
 
 def test_uploads_reports_even_on_failure(workflow):

@@ -315,17 +315,40 @@ def _without_save_date(metadata: bytes) -> bytes:
     return json.dumps(meta, sort_keys=True).encode()
 
 
+def _numbered_shared_objects(config_json: bytes) -> bytes:
+    """Keras' config.json with each ``shared_object_id`` (a Python ``id()``, so a memory
+    address that differs per process) replaced by its rank of first appearance: the same
+    objects stay shared on load, and the same model gives the same text."""
+    ranks: dict[Any, int] = {}
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: renumber(v) for k, v in node.items()}
+            if "shared_object_id" in node:
+                out["shared_object_id"] = ranks.setdefault(node["shared_object_id"], len(ranks))
+            return out
+        if isinstance(node, list):
+            return [renumber(v) for v in node]
+        return node
+
+    return json.dumps(renumber(json.loads(config_json))).encode()
+
+
 def save_model(model: Any, target: Path) -> None:
     """Save ``model`` as ``.keras`` so that the same weights give the same bytes.
 
     Keras stamps the archive with the save date (in ``metadata.json`` and on the weights
-    member); both are fixed here, so an identical retraining leaves the file, and DVC's view
-    of every stage downstream of it, unchanged. The HDF5 weights file itself is stable (h5py
-    records no object times by default; tests/test_train.py checks the whole file).
+    member) and writes Python object ids into ``config.json``; all three are made
+    deterministic here, so an identical retraining leaves the file, and DVC's view of every
+    stage downstream of it, unchanged. The HDF5 weights file itself is stable (h5py records no
+    object times by default); tests/test_train.py compares whole files across processes.
     """
     with files.atomic_path(target, suffix=".keras") as tmp:  # Keras insists on the suffix
         model.save(tmp)
-        files.restamp_zip(tmp, {"metadata.json": _without_save_date})
+        files.restamp_zip(
+            tmp,
+            {"metadata.json": _without_save_date, "config.json": _numbered_shared_objects},
+        )
 
 
 @contextlib.contextmanager

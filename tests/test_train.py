@@ -93,6 +93,21 @@ def test_saved_model_bytes_depend_only_on_the_model(tmp_path):
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_shared_object_ids_are_renumbered_by_first_appearance():
+    config = {
+        "layers": [
+            {"policy": {"name": "mixed_bfloat16", "shared_object_id": 140456893956560}},
+            {"policy": {"name": "mixed_bfloat16", "shared_object_id": 140456893956560}},
+            {"init": {"seed": 1, "shared_object_id": 139921802155984}},
+        ]
+    }
+    out = json.loads(train._numbered_shared_objects(json.dumps(config).encode()))
+    keys = ("policy", "policy", "init")
+    ids = [layer[k]["shared_object_id"] for layer, k in zip(out["layers"], keys, strict=True)]
+    assert ids == [0, 0, 1]  # still shared where it was, now independent of memory addresses
+    assert out["layers"][2]["init"]["seed"] == 1
+
+
 def test_library_versions_are_the_installed_ones():
     import dvc
     import keras

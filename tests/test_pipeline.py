@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from stages import config
-from tests.conftest import ROOT, SUBSET, run
+from tests.conftest import ROOT, SUBSET, run, write_params
 
 
 def test_dvc_yaml_paths_match_config():
@@ -78,3 +78,33 @@ def test_download_preprocess_for_real_then_nothing_to_do(repo):
     assert "Running stage" not in again.stdout
     dag = run(["dvc", "dag", "preprocess"], repo).stdout
     assert "download" in dag and "preprocess" in dag
+
+
+@pytest.mark.slow
+def test_identical_retraining_changes_no_model_and_no_metric(repo):
+    """`dvc repro -f train@X` with unchanged inputs: the model file, its history and metrics
+    keep their bytes, so the stages that read them (visualize, report) stay up to date, and
+    after the rerun `dvc metrics diff` is empty. What still changes is named: the new MLflow
+    run id (run.json) and the wall clock (timing.json), which evaluate reads."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    write_params(repo, models={name: {"epochs": 1} for name in params["models"]})
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline"], repo)
+    stable = [
+        "models/cnn_small.keras",
+        "reports/train/cnn_small/history.csv",
+        "reports/train/cnn_small/metrics.json",
+    ]
+    before = {path: (repo / path).read_bytes() for path in stable}
+
+    out = run(["dvc", "repro", "-f", "-s", "train@cnn_small"], repo)
+    assert "Running stage 'train@cnn_small'" in out.stdout
+    assert {path: (repo / path).read_bytes() for path in stable} == before
+    status = json.loads(run(["dvc", "status", "--json"], repo).stdout)
+    assert set(status) == {"evaluate"}, status
+    changed = {p for entry in status["evaluate"] for p in entry.get("changed deps", {})}
+    assert changed == {"reports/train/cnn_small/run.json", "reports/train/cnn_small/timing.json"}
+
+    run(["dvc", "repro"], repo)
+    assert json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], repo).stdout) == {}

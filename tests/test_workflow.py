@@ -54,7 +54,8 @@ def test_diff_against_main_goes_to_the_job_summary_and_the_gate(workflow):
     regression rule compares with main too."""
     (diff,) = [s for s in steps(workflow) if "make -s diff" in s.get("run", "")]
     assert diff["if"] == "always()"
-    assert "git fetch --no-tags --depth=1 origin main" in diff["run"]
+    fetch = "git fetch --no-tags --depth=1 origin +refs/heads/main:refs/remotes/origin/main"
+    assert fetch in diff["run"]
     assert "make -s diff BASE=origin/main DIFF_ARGS=--md" in diff["run"]
     assert '>> "$GITHUB_STEP_SUMMARY"' in diff["run"]
     (gate,) = [s for s in steps(workflow) if s.get("run", "").startswith("make gate")]

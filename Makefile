@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 RUN    := PATH="$(BIN):$$PATH"
 PYTEST_ARGS ?= -m ""
 
-.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff
+.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff predict bench-robustness
 
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
@@ -54,6 +54,14 @@ diff: setup
 
 bench: setup
 	$(RUN) python benchmarks/train_speed.py
+
+# Classify your own images: make predict IMG=photo.jpg (several: IMG="a.png b.jpg").
+predict: setup
+	@test -n "$(IMG)" || { echo 'Name the image(s): make predict IMG=path/to/digit.png' >&2; exit 2; }
+	$(RUN) python -m stages.predict $(IMG)
+
+bench-robustness: setup
+	$(RUN) python benchmarks/robustness.py
 
 ui: setup
 	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)

@@ -110,3 +110,27 @@ def repo(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
     run(["git", "add", "-A"], dst)
     run(["git", "commit", "-qm", "init"], dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_cnn(tmp_path_factory, subset) -> Path:
+    """A ``cnn`` trained briefly (float32, 3 epochs) on the subset, saved as a .keras file: a
+    real network for the predict, serving and drawing-pad tests (not an accurate one)."""
+    import keras
+
+    from stages.models import build_model
+    from stages.preprocess import one_hot, to_float_images
+
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn", "float32")
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(
+        to_float_images(subset["x_train"]),
+        one_hot(subset["y_train"]),
+        epochs=3,
+        batch_size=64,
+        verbose=0,
+    )
+    path = tmp_path_factory.mktemp("tiny_cnn") / "cnn.keras"
+    model.save(path)
+    return path

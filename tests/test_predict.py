@@ -1,0 +1,105 @@
+"""Tests of ``python -m stages.predict``: own images through the recipe and a real network."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages import digits
+from stages import predict as pr
+from tests.conftest import ROOT, run
+from tests.test_digits import as_paper
+
+
+@pytest.fixture
+def photos(tmp_path, subset):
+    """Five test digits as a user would photograph them: dark ink on light paper, JPEG."""
+    out = []
+    for i in range(5):
+        path = tmp_path / f"digit{i}_{subset['y_test'][i]}.jpg"
+        Image.fromarray((as_paper(subset["x_test"][i]) * 255).astype(np.uint8)).save(path)
+        out.append(path)
+    return out
+
+
+def test_classify_matches_keras_predict(tiny_cnn, subset):
+    import keras
+
+    model = keras.saving.load_model(tiny_cnn, compile=False)
+    x = subset["x_test"][:32].astype(np.float32) / 255.0
+    probs = pr.classify(model, x)
+    expected = model.predict(digits.as_tensor(x), verbose=0)
+    assert probs.shape == (32, 10)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_top_three_and_json_shape():
+    pred = pr.predictions(["a.png"], np.array([[0.05, 0.6, 0, 0, 0.3, 0, 0, 0.05, 0, 0]]))[0]
+    assert pred.digit == 1
+    assert pred.top() == [(1, 0.6), (4, 0.3), (0, 0.05)]
+    assert set(pred.as_json()) == {"image", "digit", "probabilities"}
+    assert "a.png: 1   top 3: 1 (60.0%), 4 (30.0%), 0 (5.0%)" in pr.format_text([pred], "m")
+
+
+def test_cli_json_text_and_explain(tiny_cnn, photos, tmp_path, capsys):
+    pr.main(["--model", str(tiny_cnn), "--json", *map(str, photos)])
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["image"] for r in rows] == [str(p) for p in photos]
+    for r in rows:
+        assert len(r["probabilities"]) == 10 and abs(sum(r["probabilities"]) - 1) < 1e-4
+        assert r["digit"] == int(np.argmax(r["probabilities"]))
+    # No Keras progress bar anywhere.
+    assert "/step" not in out + err and "━" not in out + err
+
+    shot = tmp_path / "explain.png"
+    pr.main(["--model", str(tiny_cnn), "--explain", str(shot), str(photos[0])])
+    out, err = capsys.readouterr()
+    assert out.startswith(f"model: {tiny_cnn}\n") and "top 3:" in out
+    with Image.open(shot) as img:
+        assert img.format == "PNG" and img.width > 600
+    assert "/step" not in out + err
+
+
+def test_cli_errors_name_the_file_and_the_fix(tiny_cnn, photos, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (64, 64), "white").save(blank)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 truncated")
+    for path, message in [
+        (blank, "blank"),
+        (broken, "not an image"),
+        (tmp_path / "no.png", "no such"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            pr.main(["--model", str(tiny_cnn), str(path)])
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err
+        assert str(path) in err and message in err
+    with pytest.raises(SystemExit):
+        pr.main(["--model", str(tmp_path / "none.keras"), str(photos[0])])
+    assert "none.keras: no such model file" in capsys.readouterr().err
+
+
+def test_missing_model_says_how_to_train_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'absent.db'}")
+    with pytest.raises(pr.PredictError, match=r"dvc repro train@cnn_small"):
+        pr.load_model("cnn_small")
+    assert not (tmp_path / "absent.db").exists()  # asking did not create a store
+
+
+@pytest.mark.slow
+def test_module_runs_as_a_command(tiny_cnn, photos):
+    out = run(
+        [sys.executable, "-m", "stages.predict", "--model", str(tiny_cnn), str(photos[0])],
+        cwd=ROOT,
+    )
+    assert "top 3:" in out.stdout and "/step" not in out.stdout + out.stderr
+    bad = run([sys.executable, "-m", "stages.predict", str(ROOT / "README.md")], ROOT, check=False)
+    assert bad.returncode == 1 and "README.md" in bad.stderr

@@ -25,7 +25,6 @@ enabling TF op determinism; see ``train.deterministic`` in params.yaml.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -33,14 +32,14 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stages import config, files, tracking
+from stages import config, files, serving, tracking
 from stages.config import ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -351,29 +350,6 @@ def save_model(model: Any, target: Path) -> None:
         )
 
 
-@contextlib.contextmanager
-def _mlflow_keras_example_fix() -> Iterator[None]:
-    """Work around mlflow.keras.save_model writing the input example before creating its folder.
-
-    MLflow 3.17's Keras flavour calls ``_save_example(model, example, path)`` before
-    ``os.makedirs(path/data)``, so logging a model with an input example fails with
-    FileNotFoundError. Create the folder first, for the duration of the call only.
-    """
-    import mlflow.keras.save as keras_save
-
-    original = keras_save._save_example
-
-    def save_example(mlflow_model: Any, example: Any, path: str, *args: Any, **kw: Any) -> Any:
-        os.makedirs(path, exist_ok=True)
-        return original(mlflow_model, example, path, *args, **kw)
-
-    keras_save._save_example = save_example
-    try:
-        yield
-    finally:
-        keras_save._save_example = original
-
-
 def log_to_mlflow(
     name: str,
     model: Any,
@@ -387,9 +363,7 @@ def log_to_mlflow(
 ) -> str:
     """Record one training as one MLflow run (params, per-epoch metrics, model); return its id."""
     import mlflow
-    import mlflow.keras
     from mlflow.entities import Metric, Param
-    from mlflow.models import infer_signature
 
     uri = tracking.tracking_uri()
     tracking.quiet_mlflow()
@@ -414,11 +388,9 @@ def log_to_mlflow(
         )
         client.log_text(run_id, model_summary_text(model), "model_summary.txt")
         client.log_text(run_id, history_csv(result.history), "history.csv")
-        with mlflow.start_run(run_id=run_id), _mlflow_keras_example_fix():
-            signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-            mlflow.keras.log_model(
-                model, name="model", signature=signature, input_example=input_example
-            )
+        with mlflow.start_run(run_id=run_id):
+            # Served with input checks: raw 0-255 images or the normalised tensor.
+            serving.log_model(model, name="model", input_example=serving.raw_images(input_example))
         client.set_terminated(run_id)
     return run_id
 

@@ -262,10 +262,13 @@ def test_one_epoch_training_through_dvc(repo):
 
     mlflow.set_tracking_uri(uri)
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_info['run_id']}/model")
-    batch = np.zeros((3, 28, 28, 1), dtype=np.float32)
-    pred = np.asarray(pyfunc.predict(batch))
+    # The served model (stages/serving.py): the normalised tensor, or raw 0-255 images.
+    batch = np.zeros((3, 28, 28), dtype=np.float32)
+    pred = np.asarray(pyfunc.predict(batch, params={"pixels": "unit"}))
     assert pred.shape == (3, 10)
     np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="whole numbers 0-255"):
+        pyfunc.predict(batch + 0.5)
 
     # Nothing changed → nothing reruns.
     out = run(["dvc", "repro", "train@cnn_small"], repo)

@@ -7,8 +7,9 @@ the comparison table and the verdicts on the notebook's two claims. It ends with
 sources (with a warning when the demo image is a fallback) and the provenance of the run.
 
 The page opens offline: images are embedded as base64 ``data:`` URIs, the CSS is inline, and
-nothing is loaded from elsewhere (no scripts at all). Every string read from a file is
-HTML-escaped. Text is in ``report.lang`` (es, the notebook's language, or en).
+nothing is loaded from elsewhere. The one script is the drawing pad's (stages/drawpad.py),
+inline with its weights; without JavaScript its section stays hidden. Every string read from a
+file is HTML-escaped. Text is in ``report.lang`` (es, the notebook's language, or en).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages import config, files, tracking
+from stages import config, drawpad, files, tracking
 from stages.visualize import EVAL_RUNS, INDEX_NAME, NETWORK_DIR
 
 if TYPE_CHECKING:
@@ -553,6 +554,9 @@ class ReportInputs:
     runs: Mapping[str, Mapping[str, Any]]  # reports/evaluate/runs.json
     params_text: str  # params.yaml as written
     provenance: Mapping[str, str] = field(default_factory=dict)
+    # The drawing pad: the layers of drawpad.PAD_MODEL, its script and style (empty: no pad).
+    pad_layers: Sequence[drawpad.PadLayer] = ()
+    pad_assets: tuple[str, str] = ("", "")
 
 
 # --------------------------------------------------------------------------------------
@@ -838,6 +842,13 @@ def provenance_section(inputs: ReportInputs, lang: str) -> str:
     return _kv(pairs) + runs + params
 
 
+def pad_section(inputs: ReportInputs, lang: str) -> str:
+    """The interactive drawing pad (hidden without JavaScript), or nothing without a model."""
+    if not inputs.pad_layers:
+        return ""
+    return drawpad.section(inputs.pad_layers, lang, inputs.pad_assets[0])
+
+
 def build_html(inputs: ReportInputs, lang: str) -> str:
     """The whole page, self-contained."""
     if lang not in TEXT:
@@ -891,12 +902,16 @@ def build_html(inputs: ReportInputs, lang: str) -> str:
     sections.append(("provenance", text("sec_provenance", lang), provenance_section(inputs, lang)))
 
     toc = "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t, _ in sections)
-    content = "".join(f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>' for a, t, b in sections)
+    content = "".join(
+        f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>'
+        + (pad_section(inputs, lang) if a == "networks" else "")
+        for a, t, b in sections
+    )
     title = esc(text("title", lang))
     return (
         f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{title}</title>\n<style>{CSS}{inputs.pad_assets[1]}</style>\n</head>\n<body>\n<main>\n"
         f'<h1>{title}</h1><p class="subtitle">{esc(text("subtitle", lang))}</p>'
         f"<p>{esc(text('intro', lang))}</p>"
         f"<nav><b>{esc(text('contents', lang))}</b><ol>{toc}</ol></nav>\n"
@@ -954,8 +969,17 @@ def model_summaries(names: Sequence[str]) -> dict[str, list[LayerRow]]:
     return out
 
 
+def read_pad(names: Sequence[str]) -> tuple[list[drawpad.PadLayer], tuple[str, str]]:
+    """The drawing pad's model layers and assets; no pad when its model is not in params."""
+    if drawpad.PAD_MODEL not in names:
+        return [], ("", "")
+    path = _need(config.model_path(drawpad.PAD_MODEL), f"dvc repro train@{drawpad.PAD_MODEL}")
+    return drawpad.read_keras_file(path), drawpad.read_assets()
+
+
 def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FILE)) -> ReportInputs:
     """Read every input of the page (the Keras models included)."""
+    pad_layers, pad_assets = read_pad(names)
     return ReportInputs(
         conv_figures=read_conv_figures(),
         network_figures=read_network_figures(),
@@ -966,6 +990,8 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
         runs=files.read_json(_need(EVAL_RUNS, "dvc repro evaluate")),
         params_text=params_path.read_text(encoding="utf-8"),
         provenance={**tracking.provenance_tags(), "keras": importlib.metadata.version("keras")},
+        pad_layers=pad_layers,
+        pad_assets=pad_assets,
     )
 
 
@@ -976,7 +1002,14 @@ def main() -> None:
         params = config.load_params()
         inputs = read_inputs(list(params.models))
         page = build_html(inputs, params.report.lang)
-    except (ReportError, config.ConfigError, OSError, ValueError, KeyError) as exc:
+    except (
+        ReportError,
+        drawpad.PadError,
+        config.ConfigError,
+        OSError,
+        ValueError,
+        KeyError,
+    ) as exc:
         log.error("report failed: %s", exc)
         sys.exit(1)
     files.write_text(REPORT_HTML, page)

@@ -39,7 +39,7 @@ def external_references(page: str) -> list[str]:
     patterns = [
         r"""src\s*=\s*["']?\s*(?:https?:)?//""",
         r"<link\b",
-        r"<script\b",
+        r"<script\b[^>]*\bsrc\b",  # inline scripts (the drawing pad's) load nothing
         r"""url\(\s*["']?\s*(?:https?:)?//""",
         r"@import",
         r"""href\s*=\s*(?!["']?#)""",

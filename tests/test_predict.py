@@ -103,3 +103,32 @@ def test_module_runs_as_a_command(tiny_cnn, photos):
     assert "top 3:" in out.stdout and "/step" not in out.stdout + out.stderr
     bad = run([sys.executable, "-m", "stages.predict", str(ROOT / "README.md")], ROOT, check=False)
     assert bad.returncode == 1 and "README.md" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_registry_champion_comes_first(tmp_path, tiny_cnn, photos, monkeypatch, capsys):
+    import mlflow
+
+    from stages import serving
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # no models/cnn.keras here: only the registry can answer
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("predict-test")
+    with mlflow.start_run():
+        info = serving.log_model(tiny_cnn, registered_model_name=pr.registered_name("cnn"))
+    client = mlflow.MlflowClient(uri)
+    with pytest.raises(pr.PredictError):  # registered, but no champion yet
+        pr.load_model("cnn")
+    client.set_registered_model_alias(
+        pr.registered_name("cnn"), pr.CHAMPION_ALIAS, info.registered_model_version
+    )
+    pr.main(["--json", str(photos[0])])
+    from_registry = json.loads(capsys.readouterr().out)
+    pr.main(["--model", str(tiny_cnn), "--json", str(photos[0])])
+    from_file = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(
+        from_registry["probabilities"], from_file["probabilities"], atol=1e-6
+    )
+    assert pr.load_model("cnn")[1] == "models:/intro-cnn-cnn@champion"

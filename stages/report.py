@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -978,9 +978,8 @@ def read_pad(names: Sequence[str]) -> tuple[list[drawpad.PadLayer], tuple[str, s
 
 
 def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FILE)) -> ReportInputs:
-    """Read every input of the page (the Keras models included)."""
-    pad_layers, pad_assets = read_pad(names)
-    return ReportInputs(
+    """Read every input of the page (the Keras models included; the drawing pad's last)."""
+    inputs = ReportInputs(
         conv_figures=read_conv_figures(),
         network_figures=read_network_figures(),
         summaries=model_summaries(names),
@@ -990,9 +989,9 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
         runs=files.read_json(_need(EVAL_RUNS, "dvc repro evaluate")),
         params_text=params_path.read_text(encoding="utf-8"),
         provenance={**tracking.provenance_tags(), "keras": importlib.metadata.version("keras")},
-        pad_layers=pad_layers,
-        pad_assets=pad_assets,
     )
+    pad_layers, pad_assets = read_pad(names)
+    return replace(inputs, pad_layers=pad_layers, pad_assets=pad_assets)
 
 
 def main() -> None:

@@ -387,6 +387,7 @@ def build_project(
         write_json(
             config.train_metrics_path(name), train.metrics_summary(result, model.count_params())
         )
+        write_json(config.train_timing_path(name), train.timing_summary(result))
         run_ids[name] = client.create_run(exp_id, run_name=name).info.run_id
         write_json(
             config.run_info_path(name),

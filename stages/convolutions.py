@@ -14,18 +14,25 @@ change ever reruns this stage. Outputs: ``reports/figures/convolutions/NN_name.p
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from PIL import Image
-from scipy.ndimage import convolve
 
-from stages import config, files, plotting
+from stages import cli, config, files, plotting
 from stages.plotting import label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def convolve(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """:func:`scipy.ndimage.convolve` (imported on first use: the stage checks params first)."""
+    from scipy.ndimage import convolve as scipy_convolve
+
+    return scipy_convolve(values, kernel)
+
 
 log = logging.getLogger(__name__)
 
@@ -281,35 +288,37 @@ def make_figures(arrays: Mapping[str, np.ndarray], lang: str) -> dict[str, Figur
 # --------------------------------------------------------------------------------------
 def load_image(path: str | Path) -> np.ndarray:
     """The image as ``(H, W, 3)`` uint8 RGB (greyscale and alpha images are converted)."""
+    from PIL import Image
+
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with cli.stage("convolutions"):
         params = config.load_params()
-        image_path = config.raw_image_path()
-        image = load_image(image_path)
-        arrays = compute_all(params.convolutions, image)
-        figures = make_figures(arrays, params.report.lang)
-        # Render everything before writing anything: a failure leaves no partial set.
-        pngs = {
-            f"{name}.png": plotting.figure_png_bytes(fig, params.report.dpi)
-            for name, fig in figures.items()
+        try:
+            image_path = config.raw_image_path()
+            image = load_image(image_path)
+            arrays = compute_all(params.convolutions, image)
+            figures = make_figures(arrays, params.report.lang)
+            # Render everything before writing anything: a failure leaves no partial set.
+            pngs = {
+                f"{name}.png": plotting.figure_png_bytes(fig, params.report.dpi)
+                for name, fig in figures.items()
+            }
+        except (OSError, ValueError) as exc:  # missing/corrupt image
+            raise cli.StageError(str(exc)) from exc
+        summary = summarize(arrays)
+        summary["image"] = {
+            "path": image_path.as_posix(),
+            "sha256": files.file_sha256(image_path),
+            **summary["image"],
         }
-    except (OSError, ValueError) as exc:  # missing/corrupt image, bad params
-        log.error("convolutions failed: %s", exc)
-        sys.exit(1)
-    summary = summarize(arrays)
-    summary["image"] = {
-        "path": image_path.as_posix(),
-        "sha256": files.file_sha256(image_path),
-        **summary["image"],
-    }
-    for name, data in pngs.items():
-        files.write_bytes(config.CONV_DIR / name, data)
-    files.write_json(config.CONV_DIR / SUMMARY_NAME, summary)
+        with cli.committing():
+            for name, data in pngs.items():
+                files.write_bytes(config.CONV_DIR / name, data)
+            files.write_json(config.CONV_DIR / SUMMARY_NAME, summary)
     log.info(
         "%d figures (%s, %d dpi) and %s -> %s",
         len(pngs),

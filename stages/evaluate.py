@@ -20,7 +20,7 @@ import csv
 import io
 import logging
 import os
-import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import tracking
+from stages import cli, files, fingerprint, tracking
 from stages.config import (
     EVAL_DIR,
     PROCESSED_MNIST,
     REPORTS_DIR,
-    ConfigError,
     EvaluateConfig,
+    Params,
     history_path,
     load_params,
     model_path,
@@ -43,7 +43,7 @@ from stages.config import (
     train_metrics_path,
     train_timing_path,
 )
-from stages.files import read_json, write_json, write_text
+from stages.files import read_json, write_json
 
 if TYPE_CHECKING:
     import keras
@@ -265,10 +265,14 @@ def timing_entry(images_per_s: float) -> dict[str, Any]:
     return {"inference_images_per_s": round(float(images_per_s), 1)}
 
 
+def metrics_json(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The DVC metrics file, nested by model: ``dvc metrics show`` lists ``cnn.test.accuracy``."""
+    return {name: dict(entry) for name, entry in entries.items()}
+
+
 def write_metrics(path: str | os.PathLike[str], entries: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write the DVC metrics file, nested by model: ``dvc metrics show`` lists
-    ``cnn.test.accuracy``."""
-    write_json(path, {name: dict(entry) for name, entry in entries.items()})
+    """Write the DVC metrics file (:func:`metrics_json`)."""
+    write_json(path, metrics_json(entries))
 
 
 def mlflow_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
@@ -673,19 +677,25 @@ def read_train_outputs(name: str) -> TrainOutputs:
 
 
 def evaluate_model(
-    name: str, train: TrainOutputs, x: np.ndarray, y: np.ndarray, cfg: EvaluateConfig
+    name: str,
+    train: TrainOutputs,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: EvaluateConfig,
+    outputs: files.Outputs,
 ) -> tuple[dict[str, Any], ComparisonRow]:
-    """Evaluate one saved model, write its per-model files; return its metrics entry and row."""
+    """Evaluate one saved model, add its per-model files to ``outputs``; return its metrics
+    entry and comparison row."""
     import keras
 
     model = keras.saving.load_model(model_path(name), compile=False)
     proba, images_per_s = timed_predict(model, x, cfg.batch_size)
     metrics = classification_metrics(y, proba)
     out = model_eval_dir(name)
-    write_text(out / "predictions.csv", predictions_csv(y, proba))
-    write_json(out / "confusion.json", metrics["confusion"])
-    write_json(out / "per_class.json", per_class_table(metrics))
-    write_json(out / "wrong.json", most_confident_wrong(y, proba, cfg.n_wrong))
+    outputs.add_text(out / "predictions.csv", predictions_csv(y, proba))
+    outputs.add_json(out / "confusion.json", metrics["confusion"])
+    outputs.add_json(out / "per_class.json", per_class_table(metrics))
+    outputs.add_json(out / "wrong.json", most_confident_wrong(y, proba, cfg.n_wrong))
     entry = metrics_entry(metrics) | timing_entry(images_per_s)
     row = ComparisonRow(
         model=name,
@@ -709,48 +719,63 @@ def evaluate_model(
     return entry, row
 
 
-def run_stage(names: Sequence[str], cfg: EvaluateConfig, uri: str) -> None:
-    """Evaluate ``names``, write every output, then log to MLflow and record the runs used."""
+def run_stage(params: Params, uri: str) -> None:
+    """Evaluate every model, log to MLflow, then write every output at once.
+
+    Nothing is written before the MLflow logging succeeds, so a failed evaluation never leaves
+    metrics the gate could take for good ones; the inputs' digests are recorded beside them
+    (:mod:`stages.fingerprint`) so the gate can tell they belong to the current models.
+    """
+    names, cfg = list(params.models), params.evaluate
     if not names:
         raise EvaluationError("No models to evaluate: params.yaml `models` is empty.")
     # Read every small input first, so a missing or malformed one fails before the slow work.
     train = {name: read_train_outputs(name) for name in names}
+    inputs = fingerprint.fingerprint(params)
     x, y = load_test_split()
+    outputs = files.Outputs()
     entries: dict[str, dict[str, Any]] = {}
     rows: list[ComparisonRow] = []
     for name in names:
-        entries[name], row = evaluate_model(name, train[name], x, y, cfg)
+        entries[name], row = evaluate_model(name, train[name], x, y, cfg, outputs)
         rows.append(row)
     claims = judge_claims(rows, {name: t.val_history for name, t in train.items()})
-    write_metrics(METRICS_FILE, {name: {"test": e["test"]} for name, e in entries.items()})
-    write_json(
+    outputs.add_json(
         TIMING_FILE,
         {name: timing_entry(e["inference_images_per_s"]) for name, e in entries.items()},
     )
-    write_text(COMPARISON_CSV, comparison_csv(rows))
-    write_text(COMPARISON_MD, comparison_markdown(rows, claims))
-    write_json(CLAIMS_FILE, claims_json(claims))
+    outputs.add_text(COMPARISON_CSV, comparison_csv(rows))
+    outputs.add_text(COMPARISON_MD, comparison_markdown(rows, claims))
+    outputs.add_json(CLAIMS_FILE, claims_json(claims))
     for c in claims:
         log.info("Claim %s: %s", c.id, c.verdict)
 
-    # MLflow last: every file it records exists by now.
+    # MLflow before any output is written, from a staging copy of the files it records.
     runs = {}
-    for name in names:
-        artifacts = [model_eval_dir(name) / f for f in MLFLOW_ARTIFACTS]
-        metrics = mlflow_metrics(entries[name])
-        runs[name] = asdict(log_evaluation(uri, train[name].run_info, metrics, artifacts))
-    write_json(RUNS_FILE, runs)
+    with tempfile.TemporaryDirectory(prefix="intro-cnn-evaluate-") as tmp:
+        outputs.copy_to(Path(tmp))
+        for name in names:
+            artifacts = [Path(tmp) / model_eval_dir(name) / f for f in MLFLOW_ARTIFACTS]
+            metrics = mlflow_metrics(entries[name])
+            runs[name] = asdict(log_evaluation(uri, train[name].run_info, metrics, artifacts))
+    outputs.add_json(RUNS_FILE, runs)
+    outputs.add_json(fingerprint.INPUTS_FILE, inputs)
+    quality = {name: {"test": entry["test"]} for name, entry in entries.items()}
+    outputs.add_json(METRICS_FILE, metrics_json(quality))
+    with cli.committing():
+        outputs.commit()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
+    with cli.stage("evaluate"):
         params = load_params()
-        run_stage(list(params.models), params.evaluate, tracking.tracking_uri())
-    except (EvaluationError, ConfigError, OSError, ValueError) as exc:
-        log.error("evaluate failed: %s", exc)
-        sys.exit(1)
+        uri = tracking.tracking_uri()
+        tracking.probe_store(uri)
+        try:
+            run_stage(params, uri)
+        except (EvaluationError, OSError, ValueError) as exc:
+            raise cli.StageError(str(exc)) from exc
 
 
 if __name__ == "__main__":

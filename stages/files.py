@@ -116,8 +116,45 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
     write_bytes(target, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """The project's JSON layout: sorted keys, two-space indent, UTF-8, final newline."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def write_json(target: str | os.PathLike[str], obj: Any) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_text(target, json_text(obj))
+
+
+class Outputs:
+    """A stage's small output files, held in memory and written together at the very end.
+
+    Nothing reaches its target until :meth:`commit`, called once every step of the stage (its
+    MLflow logging included) has succeeded; a failure before that leaves the previous outputs.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[Path, bytes] = {}
+
+    def add_bytes(self, target: str | os.PathLike[str], data: bytes) -> None:
+        self.files[Path(target)] = data
+
+    def add_text(self, target: str | os.PathLike[str], text: str) -> None:
+        self.add_bytes(target, text.encode("utf-8"))
+
+    def add_json(self, target: str | os.PathLike[str], obj: Any) -> None:
+        self.add_text(target, json_text(obj))
+
+    def copy_to(self, root: Path) -> None:
+        """Write every file under ``root`` (same relative paths), e.g. to log them first."""
+        for target, data in self.files.items():
+            path = root / target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+    def commit(self) -> None:
+        """Move every file into place, each atomically."""
+        for target, data in self.files.items():
+            write_bytes(target, data)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

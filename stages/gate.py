@@ -19,7 +19,9 @@ stops the gate (exit 2) rather than silently skip the rule.
 Exit status: 0 when every check passes (a table of the checks is logged); 1 when some check
 fails, with one line per failure such as ``cnn.test.accuracy 0.9871 < 0.9900``; 2 when the gate
 cannot run (no metrics file, malformed thresholds, or nothing gated at all). A missing model or
-metric is a failure, never a pass.
+metric is a failure, never a pass. So are stale metrics: the evaluate stage records digests of
+the models, data and params it evaluated (:mod:`stages.fingerprint`), and metrics whose inputs
+have changed since are refused (exit 1) with the command that brings them up to date.
 
 Not a DVC stage: it judges the pipeline's outputs, it produces none.
 """
@@ -37,9 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from stages.config import PARAMS_FILE, ConfigError, ThresholdsConfig, load_params
+from stages import fingerprint
+from stages.config import PARAMS_FILE, ConfigError, Params, ThresholdsConfig, load_params
 from stages.evaluate import METRICS_FILE
 from stages.files import read_json
 
@@ -215,6 +216,20 @@ def committed_metrics(rev: str, path: Path) -> Mapping[str, Any]:
     return data
 
 
+def staleness(params: Params, inputs_file: Path) -> list[str]:
+    """Why the metrics beside ``inputs_file`` do not belong to the current workspace ([] if
+    they do); the last line says what to rerun."""
+    if not inputs_file.exists():
+        problems = [f"{inputs_file} not found: the metrics do not say what they were measured on"]
+        return [*problems, "rerun `dvc repro evaluate`"]
+    recorded = read_json(inputs_file)
+    current = fingerprint.fingerprint(params)
+    problems = fingerprint.differences(recorded, current)
+    if problems:
+        problems.append(f"rerun {fingerprint.rerun_hint(recorded, current)}")
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="%(default)s")
@@ -225,9 +240,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="REV",
         help="git revision whose committed metrics file max_drop compares with (%(default)s)",
     )
+    parser.add_argument(
+        "--inputs",
+        type=Path,
+        default=None,
+        help="digests recorded by evaluate (default: inputs.json beside --metrics)",
+    )
+    parser.add_argument(
+        "--no-staleness-check",
+        action="store_true",
+        help="gate the metrics even if the models, data or params changed since evaluation",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        params = load_params(args.params)
         if not args.metrics.exists():
             raise GateConfigError(
                 f"{args.metrics} not found: run `make repro` (or `dvc repro evaluate`) first."
@@ -235,12 +262,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         metrics = read_json(args.metrics)
         if not isinstance(metrics, Mapping):
             raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
-        thresholds = load_thresholds(args.params)
+        thresholds = params.thresholds
         baseline = committed_metrics(args.baseline, METRICS_FILE) if thresholds.max_drop else None
         results = check(metrics, thresholds, baseline, args.baseline)
-    except (GateConfigError, OSError, ValueError, yaml.YAMLError) as exc:
+        inputs = args.inputs or args.metrics.with_name(fingerprint.INPUTS_FILE.name)
+        stale = [] if args.no_staleness_check else staleness(params, inputs)
+    except (GateConfigError, OSError, ValueError) as exc:
         log.error("gate: %s", exc)
         sys.exit(EXIT_MISCONFIGURED)
+    if stale:
+        log.error("gate: %s does not belong to the current workspace:", args.metrics)
+        for line in stale:
+            log.error("  %s", line)
+        sys.exit(EXIT_FAILED)
     failed = [r for r in results if not r.ok]
     if failed:
         for r in failed:

@@ -8,29 +8,40 @@ network with far fewer parameters.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from stages.config import PRECISIONS
+
+if TYPE_CHECKING:
+    import keras
+
+# Keras (and TensorFlow under it) is imported inside the builders: importing this module is
+# cheap, so stages.config checks model names against the registry before anything heavy loads.
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 
 def _output(x: keras.KerasTensor) -> keras.KerasTensor:
+    from keras import layers
+
     # float32 whatever the global policy: a softmax in bfloat16 rounds probabilities near 1
     # to 1 (8 bits of mantissa), which spoils the loss; under "float32" this changes nothing.
     return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="output")(x)
 
 
 def _head(x: keras.KerasTensor) -> keras.KerasTensor:
+    from keras import layers
+
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="dense")(x)
     return _output(x)
 
 
 def _conv_net(name: str, filters: int, batch_norm: bool) -> keras.Model:
+    import keras
+    from keras import layers
+
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = inputs
     for i in (1, 2):
@@ -62,6 +73,9 @@ def cnn_small_bn() -> keras.Model:
 
 def mlp() -> keras.Model:
     """Flatten-Dense512-Dropout-Dense512-Dropout-Dense10 (669,706 parameters)."""
+    import keras
+    from keras import layers
+
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.Dense(512, activation="relu", name="dense1")(x)
@@ -94,6 +108,8 @@ def build_model(name: str, precision: str = "float32") -> keras.Model:
         ) from None
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision {precision!r}: valid ones are {list(PRECISIONS)}.")
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
@@ -104,4 +120,6 @@ def build_model(name: str, precision: str = "float32") -> keras.Model:
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The model's Conv2D layers in order (for filter and feature-map figures)."""
+    from keras import layers
+
     return [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]

@@ -15,12 +15,15 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator
-from typing import Any
-
-import matplotlib as mpl
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from stages import files
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# matplotlib is imported where figures are made, so a stage can check its params (and fail
+# fast) before paying for it.
 
 LANGS = ("es", "en")
 
@@ -188,12 +191,16 @@ def plot_style() -> Iterator[None]:
 
     Text properties are read when an artist is created, so build the whole figure inside.
     """
+    import matplotlib as mpl
+
     with mpl.rc_context(STYLE):
         yield
 
 
 def new_figure(figsize: tuple[float, float] = FIGSIZE_WIDE) -> Figure:
     """A figure detached from pyplot, with constrained layout so labels are never cropped."""
+    from matplotlib.figure import Figure
+
     return Figure(figsize=figsize, layout="constrained")
 
 

@@ -8,12 +8,11 @@ the notebook-style benchmark) train and validate on exactly the same rows.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping
 
 import numpy as np
 
-from stages import config, files
+from stages import cli, config, files
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +79,22 @@ def load_processed(path: str = str(config.PROCESSED_MNIST)) -> dict[str, np.ndar
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = config.load_params()
-    try:
-        with np.load(config.RAW_MNIST) as raw:
-            arrays = {k: raw[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        data = split(arrays, params.preprocess.validation_split)
-    except (OSError, KeyError, ValueError) as exc:
-        log.error("Cannot preprocess %s: %s. Rerun `dvc repro download`.", config.RAW_MNIST, exc)
-        sys.exit(1)
-    # Uncompressed: ~200 MB of floats load in a fraction of a second; deflate would cost seconds
-    # in every training stage.
-    files.write_npz(config.PROCESSED_MNIST, data, compress=False)
-    summary = summarize(data)
-    files.write_json(config.PROCESSED_SUMMARY, summary)
+    with cli.stage("preprocess"):
+        params = config.load_params()
+        try:
+            with np.load(config.RAW_MNIST) as raw:
+                arrays = {k: raw[k] for k in config.MNIST_ARRAYS}
+            data = split(arrays, params.preprocess.validation_split)
+        except (OSError, KeyError, ValueError) as exc:
+            raise cli.StageError(
+                f"cannot preprocess {config.RAW_MNIST}: {exc}. Rerun `dvc repro download`."
+            ) from exc
+        summary = summarize(data)
+        with cli.committing():
+            # Uncompressed: ~200 MB of floats load in a fraction of a second; deflate would
+            # cost seconds in every training stage.
+            files.write_npz(config.PROCESSED_MNIST, data, compress=False)
+            files.write_json(config.PROCESSED_SUMMARY, summary)
     log.info(
         "train %d, val %d, test %d images -> %s",
         summary["train"]["n"],

@@ -21,13 +21,12 @@ import importlib.metadata
 import logging
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages import config, drawpad, files, tracking
+from stages import cli, config, drawpad, files, tracking
 from stages.visualize import EVAL_RUNS, INDEX_NAME, NETWORK_DIR
 
 if TYPE_CHECKING:
@@ -995,23 +994,15 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
+    with cli.stage("report"):
         params = config.load_params()
-        inputs = read_inputs(list(params.models))
-        page = build_html(inputs, params.report.lang)
-    except (
-        ReportError,
-        drawpad.PadError,
-        config.ConfigError,
-        OSError,
-        ValueError,
-        KeyError,
-    ) as exc:
-        log.error("report failed: %s", exc)
-        sys.exit(1)
-    files.write_text(REPORT_HTML, page)
+        try:
+            inputs = read_inputs(list(params.models))
+            page = build_html(inputs, params.report.lang)
+        except (ReportError, drawpad.PadError, OSError, ValueError, KeyError) as exc:
+            raise cli.StageError(str(exc)) from exc
+        files.write_text(REPORT_HTML, page)
     n_figures = len(inputs.conv_figures) + len(inputs.network_figures)
     log.info(
         "%s: %d figures, %d models, %.1f MB (%s)",

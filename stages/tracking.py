@@ -17,10 +17,12 @@ import os
 import platform
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from stages.cli import StageError
 from stages.config import ROOT
 
 DB_NAME = "mlflow.db"
@@ -125,3 +127,85 @@ def quiet_mlflow() -> None:
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+class StoreUnavailable(StageError):
+    """The MLflow tracking store cannot be used; the message names the URI and the fix."""
+
+
+def _probe_sqlite(path: Path, timeout_s: float) -> None:
+    import sqlite3
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise OSError(f"its folder {folder} does not exist")
+    if not path.exists():
+        if not os.access(folder, os.W_OK):
+            raise OSError(f"{folder} is not writable, so the database cannot be created")
+        return  # MLflow creates it on first use
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise OSError(f"{path} is not readable and writable")
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout_s)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise OSError(f"{path} is not a usable SQLite database ({exc})") from None
+    finally:
+        connection.close()
+
+
+def _probe_server(uri: str, timeout_s: float) -> None:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:  # it answers (authentication, an old server without /health)
+                return
+            raise OSError(f"the server answered HTTP {exc.code}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise OSError(f"no answer ({reason})") from None
+    host, port = parts.hostname, parts.port
+    if host and port:  # a database URI (postgresql://...): is anything listening?
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+
+
+def probe_store(uri: str, attempts: int = 3, timeout_s: float = 2.0) -> None:
+    """Check the tracking store at ``uri`` answers, before a stage spends time on real work.
+
+    A sqlite file must be a readable SQLite database in an existing, writable folder; a server
+    must answer ``/health`` (a database URI: accept a TCP connection). A server gets
+    ``attempts`` tries ``timeout_s`` apart at most, so a dead one is reported in seconds.
+    Raises :class:`StoreUnavailable` naming ``uri`` and what to do.
+    """
+    fix = (
+        "Start the tracking server, or point MLFLOW_TRACKING_URI at a reachable store "
+        f"(unset it to use sqlite:///{main_repo_root() / DB_NAME})."
+    )
+    try:
+        if uri.startswith("sqlite:///"):
+            _probe_sqlite(Path(uri[len("sqlite:///") :]), timeout_s)
+            return
+        for attempt in range(attempts):
+            try:
+                _probe_server(uri, timeout_s)
+                return
+            except OSError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+    except OSError as exc:
+        if uri.startswith("sqlite:///"):
+            fix = (
+                "Fix or move that file (a damaged store can be renamed away; MLflow creates a "
+                "new one), or point MLFLOW_TRACKING_URI at another store."
+            )
+        message = f"MLflow tracking store {uri} cannot be used: {exc}. {fix}"
+        raise StoreUnavailable(message) from None

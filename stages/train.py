@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from stages import config, files, serving, tracking
+from stages import cli, config, files, serving, tracking
 from stages.config import ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -452,19 +452,18 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
         data["x_val"][:5],
         start_ms,
     )
-    save_model(model, config.model_path(name))
-    files.write_text(config.history_path(name), history_csv(result.history))
-    files.write_json(config.train_metrics_path(name), summary)
-    files.write_json(config.train_timing_path(name), timing)
-    files.write_json(
-        config.run_info_path(name),
-        {
-            "run_id": run_id,
-            "experiment": params.train.experiment,
-            "model": name,
-            "precision": precision,
-        },
-    )
+    run_info = {
+        "run_id": run_id,
+        "experiment": params.train.experiment,
+        "model": name,
+        "precision": precision,
+    }
+    with cli.committing():
+        save_model(model, config.model_path(name))
+        files.write_text(config.history_path(name), history_csv(result.history))
+        files.write_json(config.train_metrics_path(name), summary)
+        files.write_json(config.train_timing_path(name), timing)
+        files.write_json(config.run_info_path(name), run_info)
     return summary
 
 
@@ -474,17 +473,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the per-epoch lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with cli.stage(f"train {args.model}"):
         params = config.load_params()
-        params.model(args.model)
-    except (config.ConfigError, KeyError) as exc:
-        log.error("%s", exc.args[0] if exc.args else exc)
-        sys.exit(2)
-    if not config.PROCESSED_MNIST.exists():
-        log.error("%s is missing: run `dvc repro preprocess` first.", config.PROCESSED_MNIST)
-        sys.exit(1)
-    run(args.model, params)
+        if args.model not in params.models:
+            raise config.ConfigError(
+                f"{config.PARAMS_FILE}: no model {args.model!r} in `models`; "
+                f"valid names: {', '.join(params.models)}."
+            )
+        if not config.PROCESSED_MNIST.exists():
+            raise cli.StageError(
+                f"{config.PROCESSED_MNIST} is missing: run `dvc repro preprocess` first."
+            )
+        # Checked before TensorFlow loads: a broken store must not cost a whole training.
+        tracking.probe_store(tracking.tracking_uri())
+        run(args.model, params)
 
 
 if __name__ == "__main__":

@@ -21,23 +21,19 @@ import json
 import logging
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib as mpl
 import numpy as np
-from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
-from stages import config, files, plotting, tracking
+from stages import cli, config, files, plotting, tracking
 from stages.plotting import label
 
 if TYPE_CHECKING:
     import keras
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +145,12 @@ def _bare(ax: Any) -> None:
     ax.set_yticks([])
 
 
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def fig_history(history: Mapping[str, np.ndarray], model: str, lang: str) -> Figure:
     """The notebook's ``plot_history``: accuracies solid on the left axis, losses dashed on a
     twin axis on the right; blue = training, orange = validation."""
@@ -172,7 +174,7 @@ def fig_history(history: Mapping[str, np.ndarray], model: str, lang: str) -> Fig
         ax.set_xlabel(label("epoch", lang))
         ax.set_ylabel(label("accuracy", lang))
         ax_loss.set_ylabel(label("loss", lang))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.grid(True)
         # Below the axes: the curves cross the whole plot, a legend inside would hide some.
         fig.legend(handles=handles, loc="outside lower center", ncols=2)
@@ -197,7 +199,7 @@ def fig_accuracy_zoom(
         ax.set_title(label("history_zoom_title", lang, model=model))
         ax.set_xlabel(label("epoch", lang))
         ax.set_ylabel(label("accuracy", lang))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.grid(True)
         ax.legend(loc="lower right")
     return fig
@@ -309,7 +311,7 @@ def fig_bn_comparison(
         ax.set_title(label("bn_title", lang, plain=names[0], bn=names[1]))
         ax.set_xlabel(label("epoch", lang))
         ax.set_ylabel(label("accuracy", lang))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.grid(True)
         fig.legend(loc="outside lower center", ncols=2)
     return fig
@@ -324,6 +326,9 @@ def fig_confusion(confusion: np.ndarray, model: str, lang: str) -> Figure:
     with plotting.plot_style():
         fig = plotting.new_figure((7.0, 6.2))
         ax = fig.add_subplot()
+        import matplotlib as mpl
+        from matplotlib.colors import LogNorm
+
         cmap = mpl.colormaps["Blues"].with_extremes(bad="white")
         im = ax.imshow(
             np.ma.masked_equal(cm, 0), cmap=cmap, norm=LogNorm(vmin=1, vmax=vmax), aspect="equal"
@@ -601,11 +606,15 @@ def run_ids(names: Sequence[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------
 # Edge: writing outputs
 # --------------------------------------------------------------------------------------
+def write_outputs_into(folder: Path, contents: Mapping[str, bytes]) -> None:
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+
+
 def write_outputs(target: Path, contents: Mapping[str, bytes]) -> None:
     """Replace the figures folder whole: no stale figures of a model no longer listed."""
     with files.atomic_dir(target) as tmp:
-        for name, data in contents.items():
-            (tmp / name).write_bytes(data)
+        write_outputs_into(tmp, contents)
 
 
 def log_figures(uri: str, ids: Mapping[str, str], per_model: Mapping[str, Sequence[Path]]) -> int:
@@ -643,40 +652,42 @@ def log_figures(uri: str, ids: Mapping[str, str], per_model: Mapping[str, Sequen
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
+    with cli.stage("visualize"):
         params = config.load_params()
+        uri = tracking.tracking_uri()
+        tracking.probe_store(uri)
         names = list(params.models)
         lang, n_images = params.report.lang, params.report.n_feature_images
-        if n_images < 1:
-            raise VisualizeError(f"report.n_feature_images must be at least 1, got {n_images}.")
-        eval_metrics = files.read_json(_need(EVAL_METRICS, "dvc repro evaluate"))
-        images, labels, x_test = load_processed(n_images)
-        results = {name: read_model_results(name, eval_metrics, x_test) for name in names}
-        del x_test
-        conv = conv_details(FILTER_MODEL, images, labels) if FILTER_MODEL in names else None
-        figures = make_figures(results, conv, lang)
-        # Render everything before writing anything.
-        contents = {
-            entry.file: plotting.figure_png_bytes(fig, params.report.dpi) for entry, fig in figures
-        }
-    except (VisualizeError, config.ConfigError, OSError, ValueError, KeyError) as exc:
-        log.error("visualize failed: %s", exc)
-        sys.exit(1)
-    entries = [entry for entry, _ in figures]
-    index = json.dumps(index_json(entries, lang), indent=2, ensure_ascii=False) + "\n"
-    contents[INDEX_NAME] = index.encode("utf-8")
-    write_outputs(NETWORK_DIR, contents)
-    log.info("%d figures (%s, %d dpi) -> %s", len(entries), lang, params.report.dpi, NETWORK_DIR)
-
-    per_model: dict[str, list[Path]] = {name: [] for name in names}
-    for entry in entries:
-        for name in entry.models:
-            per_model[name].append(NETWORK_DIR / entry.file)
-    uri = tracking.tracking_uri()
-    n_runs = log_figures(uri, run_ids(names), per_model)
-    log.info("figures logged to %d of %d MLflow runs", n_runs, len(names))
+        try:
+            eval_metrics = files.read_json(_need(EVAL_METRICS, "dvc repro evaluate"))
+            images, labels, x_test = load_processed(n_images)
+            results = {name: read_model_results(name, eval_metrics, x_test) for name in names}
+            del x_test
+            conv = conv_details(FILTER_MODEL, images, labels) if FILTER_MODEL in names else None
+            figures = make_figures(results, conv, lang)
+            # Render everything before writing anything.
+            contents = {
+                entry.file: plotting.figure_png_bytes(fig, params.report.dpi)
+                for entry, fig in figures
+            }
+        except (VisualizeError, OSError, ValueError, KeyError) as exc:
+            raise cli.StageError(str(exc)) from exc
+        entries = [entry for entry, _ in figures]
+        index = json.dumps(index_json(entries, lang), indent=2, ensure_ascii=False) + "\n"
+        contents[INDEX_NAME] = index.encode("utf-8")
+        # The new folder is filled and logged to MLflow first, then swapped in whole.
+        with cli.committing(), files.atomic_dir(NETWORK_DIR) as staged:
+            write_outputs_into(staged, contents)
+            per_model: dict[str, list[Path]] = {name: [] for name in names}
+            for entry in entries:
+                for name in entry.models:
+                    per_model[name].append(staged / entry.file)
+            n_runs = log_figures(uri, run_ids(names), per_model)
+        log.info(
+            "%d figures (%s, %d dpi) -> %s", len(entries), lang, params.report.dpi, NETWORK_DIR
+        )
+        log.info("figures logged to %d of %d MLflow runs", n_runs, len(names))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""What every stage's ``main()`` shares: exit codes, signals, and one line per failure.
+
+A stage wraps its work in :func:`stage`::
+
+    def main() -> None:
+        with cli.stage("preprocess"):
+            params = config.load_params()   # before anything heavy is imported
+            ...
+
+and gets, for every way it can end early, one log line and a distinct exit status (never a
+traceback): a bad ``params.yaml`` exits 2, Ctrl-C 130, SIGTERM 143, an exhausted memory 1.
+SIGTERM is turned into an exception like Ctrl-C, so ``finally`` blocks and context managers
+(temporary files, MLflow runs, which then end as FAILED) clean up on the way out. Outputs are
+written at the very end of each stage, inside :func:`committing`, which holds a signal back
+until the last file is in place: an interrupted stage leaves its previous outputs or a complete
+new set, never a mix (DVC records neither, since the stage exits non-zero).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from types import FrameType
+
+from stages.config import ConfigError
+
+log = logging.getLogger("stages")
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2  # the gate's convention too
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the stage happens to be (as KeyboardInterrupt is for SIGINT).
+
+    A KeyboardInterrupt subclass, so ``except Exception`` blocks do not swallow it.
+    """
+
+
+class StageError(Exception):
+    """A failure the stage explains itself; its message is the one line the user sees."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Run a stage body with the shared exit codes; see the module docstring."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except ConfigError as exc:
+        log.error("%s: %s", name, exc)
+        sys.exit(EXIT_CONFIG)
+    except StageError as exc:
+        log.error("%s failed: %s", name, exc)
+        sys.exit(EXIT_FAILED)
+    except Terminated:
+        log.error("%s: terminated (SIGTERM); no partial outputs were left.", name)
+        sys.exit(EXIT_SIGTERM)
+    except KeyboardInterrupt:
+        log.error("%s: interrupted (Ctrl-C); no partial outputs were left.", name)
+        sys.exit(EXIT_SIGINT)
+    except MemoryError:
+        log.error(
+            "%s: out of memory; nothing was written. Lower the sizes in params.yaml (batch "
+            "sizes, data.image_max_pixels, report.dpi) or free memory, then rerun.",
+            name,
+        )
+        sys.exit(EXIT_FAILED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def committing() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while a stage writes its outputs, then deliver them."""
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signal.SIGTERM in caught:
+        raise Terminated()
+    if caught:
+        raise KeyboardInterrupt()

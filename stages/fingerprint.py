@@ -1,0 +1,82 @@
+"""What the evaluation metrics belong to: digests of the evaluated inputs, recorded beside them.
+
+The evaluate stage writes :data:`INPUTS_FILE` with the SHA-256 of every model file and of the
+processed data it evaluated, and the params sections that produced them. The gate recomputes
+the same from the workspace and refuses metrics whose inputs changed since (a model retrained,
+params edited without ``dvc repro``, metrics left by another run), naming the stage to rerun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from stages import config, files
+
+INPUTS_FILE = config.EVAL_DIR / "inputs.json"
+# The params sections the evaluated models depend on (data is covered by the data digest).
+PARAM_SECTIONS = ("preprocess", "seed", "train", "models", "evaluate")
+
+
+def fingerprint(params: config.Params) -> dict[str, Any]:
+    """Digests of the processed data and each model file, and the params that made them."""
+    models = {}
+    for name in params.models:
+        path = config.model_path(name)
+        models[name] = files.file_sha256(path) if path.exists() else None
+    data = config.PROCESSED_MNIST
+    return {
+        "data": files.file_sha256(data) if data.exists() else None,
+        "models": models,
+        "params": {section: _plain(getattr(params, section)) for section in PARAM_SECTIONS},
+    }
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _changed_keys(old: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _changed_keys(old.get(key), new.get(key), f"{prefix}.{key}")
+        return out
+    return [] if old == new else [f"{prefix} ({old!r} -> {new!r})"]
+
+
+def differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Why metrics evaluated on ``recorded`` inputs do not belong to ``current`` ones."""
+    problems = []
+    if recorded.get("data") != current.get("data"):
+        problems.append(f"{config.PROCESSED_MNIST} changed since the evaluation")
+    old_models = recorded.get("models") or {}
+    for name, digest in (current.get("models") or {}).items():
+        if name not in old_models:
+            problems.append(f"model {name} was not evaluated")
+        elif digest is None:
+            problems.append(f"{config.model_path(name)} is missing")
+        elif old_models[name] != digest:
+            problems.append(f"{config.model_path(name)} changed since the evaluation")
+    changed = _changed_keys(recorded.get("params") or {}, current.get("params") or {}, "")
+    if changed:
+        shown = ", ".join(key.lstrip(".") for key in changed[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        problems.append(f"params.yaml changed since the evaluation: {shown}{more}")
+    return problems
+
+
+def rerun_hint(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """The command that brings the metrics back in line with the workspace."""
+    old, new = recorded.get("params") or {}, current.get("params") or {}
+    upstream = [s for s in PARAM_SECTIONS if s != "evaluate" and old.get(s) != new.get(s)]
+    if upstream or recorded.get("data") != current.get("data"):
+        return "`dvc repro` (the models must be retrained, then evaluated)"
+    return "`dvc repro evaluate`"

@@ -503,9 +503,8 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
         context = getattr(exc, "context", None)
         detail = f"{context}, {problem}" if context else problem
         raise ConfigError(
-            f"{where}: YAML syntax error: {detail} (line {mark.line + 1 if mark else '?'}, "
-            f"column {mark.column + 1 if mark else '?'}). Check the indentation, colons and "
-            "quotes there."
+            f"{where}: YAML syntax error: {detail}. Check the indentation, colons and quotes "
+            "there (line and column after the file name)."
         ) from None
 
 

@@ -1,0 +1,85 @@
+"""The gate refuses metrics that do not belong to the workspace's models, data and params."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import config, fingerprint
+from stages.files import write_json
+
+from .conftest import ROOT, report, spawn
+
+METRICS = {
+    name: {"test": {"accuracy": 0.995 - 0.001 * i}}
+    for i, name in enumerate(("cnn", "cnn_small", "cnn_small_bn", "mlp"))
+}
+
+
+@pytest.fixture
+def evaluated(tmp_path: Path, monkeypatch) -> Path:
+    """A workspace as evaluate leaves it: models, processed data, metrics and their digests.
+
+    The gate only hashes these files, so their bytes need not be real models.
+    """
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    params = config.load_params()
+    for name in params.models:
+        path = config.model_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"model {name}".encode())
+    config.PROCESSED_MNIST.parent.mkdir(parents=True)
+    config.PROCESSED_MNIST.write_bytes(b"processed data")
+    write_json(config.EVAL_DIR / "metrics.json", METRICS)
+    write_json(fingerprint.INPUTS_FILE, fingerprint.fingerprint(params))
+    return tmp_path
+
+
+def test_current_metrics_pass(evaluated: Path):
+    outcome = spawn(["stages.gate"], evaluated)
+    assert outcome.code == 0, outcome.stderr
+    assert "all 5 checks passed" in outcome.stderr
+
+
+def test_a_retrained_model_makes_the_metrics_stale(evaluated: Path):
+    config.model_path("cnn").write_bytes(b"retrained")
+    outcome = spawn(["stages.gate"], evaluated)
+    report("gate after a model changed", outcome, "no output (the gate writes none)")
+    assert outcome.code == 1
+    assert "models/cnn.keras changed since the evaluation" in outcome.stderr
+    assert "rerun `dvc repro evaluate`" in outcome.stderr
+    assert "checks passed" not in outcome.stderr
+
+
+def test_edited_params_make_the_metrics_stale(evaluated: Path):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["models"]["cnn"]["epochs"] = 5
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    outcome = spawn(["stages.gate"], evaluated)
+    report("gate after params edited, no repro", outcome, "no output")
+    assert outcome.code == 1
+    assert "params.yaml changed since the evaluation: models.cnn.epochs (20 -> 5)" in (
+        outcome.stderr
+    )
+    assert "rerun `dvc repro` (the models must be retrained" in outcome.stderr
+
+
+def test_changed_data_and_missing_model_are_named(evaluated: Path):
+    config.PROCESSED_MNIST.write_bytes(b"other data")
+    config.model_path("mlp").unlink()
+    outcome = spawn(["stages.gate"], evaluated)
+    assert outcome.code == 1
+    assert "data/processed/mnist.npz changed" in outcome.stderr
+    assert "models/mlp.keras is missing" in outcome.stderr
+
+
+def test_metrics_without_digests_are_refused(evaluated: Path):
+    fingerprint.INPUTS_FILE.unlink()
+    outcome = spawn(["stages.gate"], evaluated)
+    report("gate, metrics without digests", outcome, "no output")
+    assert outcome.code == 1 and "inputs.json not found" in outcome.stderr
+    assert "rerun `dvc repro evaluate`" in outcome.stderr

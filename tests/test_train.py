@@ -131,7 +131,7 @@ def test_every_optimizer_the_schema_allows_compiles_and_others_are_refused():
     for name in OPTIMIZERS:
         model = build_model("cnn_small")
         train.compile_model(model, ModelConfig(1, 128, name, 0.01, "categorical_crossentropy"), 1)
-        assert model.optimizer.name == name
+        assert type(model.optimizer).__name__.lower() == name
 
 
 @pytest.mark.parametrize(

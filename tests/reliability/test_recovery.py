@@ -5,6 +5,7 @@ test subset)."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -71,3 +72,20 @@ def test_failed_run_then_restored_params_come_back_from_the_cache(repo: Path):
     assert gate_params["models"]["cnn_small"]["epochs"] == 1
     metrics = json.loads(restored["reports/evaluate/metrics.json"])
     assert set(metrics) == {"cnn", "cnn_small", "cnn_small_bn", "mlp"}
+
+    # A failed evaluate leaves the previous metrics, which the gate then refuses as stale.
+    write_params(repo, models={"cnn_small": {"epochs": 2}})
+    run(["dvc", "repro", "train@cnn_small"], repo)
+    artifacts = repo / "mlartifacts" / "intro-cnn"
+    shutil.rmtree(artifacts)
+    artifacts.write_text("not a folder: MLflow cannot store artifacts here")
+    before = snapshot(repo)
+    evaluate = run(["python", "-m", "stages.evaluate"], repo, check=False)
+    print(evaluate.stderr[-1500:])
+    assert evaluate.returncode == 1 and "evaluate failed" in evaluate.stderr
+    assert snapshot(repo) == before  # nothing written: metrics.json is the old one
+    gate = run(["python", "-m", "stages.gate"], repo, check=False)
+    print(gate.stderr)
+    assert gate.returncode == 1 and "checks passed" not in gate.stderr
+    assert "models/cnn_small.keras changed since the evaluation" in gate.stderr
+    assert "models.cnn_small.epochs (1 -> 2)" in gate.stderr

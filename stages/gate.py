@@ -262,15 +262,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         metrics = read_json(args.metrics)
         if not isinstance(metrics, Mapping):
             raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
-        thresholds = params.thresholds
-        baseline = committed_metrics(args.baseline, METRICS_FILE) if thresholds.max_drop else None
-        results = check(metrics, thresholds, baseline, args.baseline)
         inputs = args.inputs or args.metrics.with_name(fingerprint.INPUTS_FILE.name)
         stale = [] if args.no_staleness_check else staleness(params, inputs)
+        if not stale:
+            thresholds = params.thresholds
+            baseline = (
+                committed_metrics(args.baseline, METRICS_FILE) if thresholds.max_drop else None
+            )
+            results = check(metrics, thresholds, baseline, args.baseline)
     except (GateConfigError, OSError, ValueError) as exc:
         log.error("gate: %s", exc)
         sys.exit(EXIT_MISCONFIGURED)
-    if stale:
+    if stale:  # judged before any threshold: these numbers are not the workspace's
         log.error("gate: %s does not belong to the current workspace:", args.metrics)
         for line in stale:
             log.error("  %s", line)

@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 RUN    := PATH="$(BIN):$$PATH"
 PYTEST_ARGS ?= -m ""
 
-.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff predict bench-robustness
+.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff predict bench-robustness stack-up stack-down stack-status
 
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
@@ -65,6 +65,17 @@ bench-robustness: setup
 
 ui: setup
 	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)
+
+# A team's shared services on this machine: PostgreSQL + mlflow server + SeaweedFS S3
+# (scripts/stack.py; README "Working as a team"). Then: eval "$$(.venv/bin/python scripts/stack.py env)"
+stack-up: setup
+	$(RUN) python scripts/stack.py up
+
+stack-down:
+	$(BIN)/python scripts/stack.py down
+
+stack-status:
+	$(BIN)/python scripts/stack.py status
 
 clean-venv:
 	rm -rf $(VENV)

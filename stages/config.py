@@ -115,6 +115,8 @@ SEED_MAX = 2**32 - 1
 # Demo images with more pixels are refused from their header, before decoding: the
 # convolutions stage needs tens of bytes per pixel (169 megapixels took more than 8 GB).
 DEFAULT_IMAGE_MAX_PIXELS = 50_000_000
+# tf.distribute strategies train.strategy may name (stages.train.distribution_scope).
+STRATEGY_CHOICES = ("none", "mirrored")
 
 
 def _fail(kind: str, message: str) -> PydanticCustomError:
@@ -254,6 +256,9 @@ class TrainConfig:
     # compute capability 8.0 or newer; without a GPU, an x86 CPU with AMX-BF16 and oneDNN on),
     # float32 elsewhere. The resolved value is logged with every run.
     precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto"
+    # "mirrored": build, compile and fit under tf.distribute.MirroredStrategy, one replica per
+    # local GPU (one on a CPU-only machine); "none": Keras' default, one device.
+    strategy: Literal["none", "mirrored"] = "none"
 
 
 @dataclass(frozen=True, config=_SECTION)

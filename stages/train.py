@@ -139,6 +139,28 @@ def resolve_precision(setting: str) -> str:
     return "mixed_bfloat16" if native else "float32"
 
 
+@contextlib.contextmanager
+def distribution_scope(strategy: str) -> Iterator[int]:
+    """Build, compile and fit inside this block; it yields the number of replicas.
+
+    ``"mirrored"`` opens a ``tf.distribute.MirroredStrategy`` scope: one replica per local GPU
+    (the CPU alone when there is none), gradients all-reduced each step, each batch of
+    ``batch_size`` split across the replicas. ``"none"`` leaves Keras' default device.
+    """
+    if strategy == "none":
+        yield 1
+        return
+    if strategy != "mirrored":
+        raise ValueError(
+            f"Unknown strategy {strategy!r}: valid ones are {config.STRATEGY_CHOICES}."
+        )
+    import tensorflow as tf
+
+    mirrored = tf.distribute.MirroredStrategy()
+    with mirrored.scope():
+        yield int(mirrored.num_replicas_in_sync)
+
+
 def use_prefetch(setting: str) -> bool:
     """Resolve ``train.prefetch``: "auto" prefetches only when TF sees a GPU."""
     if setting == "auto":
@@ -406,15 +428,18 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
     configure_tensorflow(seed, params.train.deterministic)
     data = load_processed(str(config.PROCESSED_MNIST))
     precision = resolve_precision(params.train.precision)
-    model = build_model(name, precision)
-    log.info(
-        "training %s (%d parameters), seed %d, %s",
-        name,
-        model.count_params(),
-        seed,
-        precision,
-    )
-    result = fit(model, data, model_cfg, params.train, seed, verbose)
+    with distribution_scope(params.train.strategy) as replicas:
+        model = build_model(name, precision)
+        log.info(
+            "training %s (%d parameters), seed %d, %s, strategy %s (%d replica(s))",
+            name,
+            model.count_params(),
+            seed,
+            precision,
+            params.train.strategy,
+            replicas,
+        )
+        result = fit(model, data, model_cfg, params.train, seed, verbose)
     summary = metrics_summary(result, model.count_params())
     timing = timing_summary(result)
     log.info(
@@ -437,6 +462,8 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
         "deterministic": params.train.deterministic,
         "prefetch": params.train.prefetch,
         "precision": precision,
+        "strategy": params.train.strategy,
+        "replicas": replicas,
         "validation_split": params.preprocess.validation_split,
         "n_train": result.n_train,
         "n_val": result.n_val,

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from stages import train
+from stages import config, train
 from stages.train import TrainResult
-from tests.conftest import VENV_BIN, run, write_params
+from tests.conftest import ROOT, VENV_BIN, run, write_params
 
 ROWS = [
     {
@@ -369,3 +370,53 @@ def test_parallel_trainings_share_one_store(repo):
         assert run_.info.status == "FINISHED"
         assert len(client.get_metric_history(run_.info.run_id, "val_accuracy")) == 1
         assert {a.path for a in client.list_artifacts(run_.info.run_id)} >= {"history.csv"}
+
+
+# ---------------------------------------------------------------------------- train.strategy
+def test_strategy_must_be_a_known_name(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["train"]["strategy"] == "none"
+    params["train"]["strategy"] = "multi_worker"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(config.ConfigError, match=r"train.strategy: must be one of"):
+        config.load_params(path)
+
+
+def test_mirrored_scope_on_cpu_has_one_replica_and_trains():
+    """MirroredStrategy on a machine without GPUs: one replica (the CPU); the model built and
+    compiled in its scope holds mirrored variables and takes a training step."""
+    import tensorflow as tf
+
+    from stages.models import build_model
+
+    with train.distribution_scope("none") as replicas:
+        assert replicas == 1 and not tf.distribute.has_strategy()
+    with train.distribution_scope("mirrored") as replicas:
+        assert replicas == 1
+        assert isinstance(tf.distribute.get_strategy(), tf.distribute.MirroredStrategy)
+        model = build_model("cnn_small")
+        cfg = config.ModelConfig(1, 8, "adam", 0.001, "categorical_crossentropy")
+        train.compile_model(model, cfg, steps_per_execution=1)
+        x = np.zeros((8, 28, 28, 1), np.float32)
+        y = np.eye(10, dtype=np.float32)[np.arange(8) % 10]
+        loss = model.train_on_batch(x, y)
+    assert np.isfinite(np.asarray(loss)).all()
+    assert not tf.distribute.has_strategy()
+    with pytest.raises(ValueError, match="valid ones are"), train.distribution_scope("ps"):
+        pass
+
+
+@pytest.mark.slow
+def test_mirrored_training_through_dvc_matches_its_params(repo):
+    """train.strategy=mirrored runs the real stage on CPU (one replica) and says so in MLflow."""
+    import mlflow
+
+    _prepare(repo, train={"strategy": "mirrored"}, **ONE_EPOCH)
+    out = run(["dvc", "repro", "train@cnn_small"], repo)
+    assert "strategy mirrored (1 replica(s))" in out.stdout + out.stderr
+    metrics = json.loads((repo / "reports/train/cnn_small/metrics.json").read_text())
+    assert metrics["epochs"] == 1 and 0.0 < metrics["val"]["accuracy"] <= 1.0
+    run_id = json.loads((repo / "reports/train/cnn_small/run.json").read_text())["run_id"]
+    logged = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").get_run(run_id).data.params
+    assert logged["strategy"] == "mirrored" and logged["replicas"] == "1"

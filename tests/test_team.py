@@ -266,7 +266,16 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
         text=True,
     )
     try:
-        run(["dvc", "queue", "start", "-j", "1"], a, env=mlflow_env)
+        # The worker it starts outlives the command: give it no pipe to hold open.
+        with open(tmp_path / "queue-start.log", "w") as log:
+            subprocess.run(
+                ["dvc", "queue", "start", "-j", "1"],
+                cwd=a,
+                env=env,
+                stdout=log,
+                stderr=log,
+                check=True,
+            )
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             status = run(["dvc", "queue", "status"], a).stdout
@@ -296,7 +305,16 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
     run(["dvc", "pull", "--run-cache"], b)
     out = timed(
         "B: same experiment as A's, from the run cache",
-        ["dvc", "exp", "run", "-n", "b-lr3", "-S", "models.cnn_small.learning_rate=0.003"],
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--pull",
+            "-n",
+            "b-lr3",
+            "-S",
+            "models.cnn_small.learning_rate=0.003",
+        ],
         b,
         env=mlflow_env,
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, VENV_BIN, run, write_params
 
@@ -176,13 +177,14 @@ def _clone(origin: Path, dst: Path, stack: dict[str, Any]) -> Path:
 
 
 def _run_id(repo: Path, model: str, rev: str | None = None) -> str:
+    """The MLflow run id in a model's run.json: in the workspace, or at an experiment's commit
+    (run.json is a DVC-cached output: its hash from that commit's dvc.lock, then the cache)."""
     rel = f"reports/train/{model}/run.json"
-    text = (
-        (repo / rel).read_text()
-        if rev is None
-        else run(["git", "show", f"{rev}:{rel}"], repo).stdout
-    )
-    return json.loads(text)["run_id"]
+    if rev is None:
+        return json.loads((repo / rel).read_text())["run_id"]
+    lock = yaml.safe_load(run(["git", "show", f"{rev}:dvc.lock"], repo).stdout)
+    (md5,) = [o["md5"] for o in lock["stages"][f"train@{model}"]["outs"] if o["path"] == rel]
+    return json.loads((repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).read_text())["run_id"]
 
 
 def _exp_ref(repo: Path, name: str) -> str:

@@ -379,7 +379,8 @@ def test_strategy_must_be_a_known_name(tmp_path):
     params["train"]["strategy"] = "multi_worker"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    with pytest.raises(config.ConfigError, match=r"train.strategy: must be one of"):
+    expected = r"train\.strategy = 'multi_worker': input should be 'none' or 'mirrored'"
+    with pytest.raises(config.ConfigError, match=expected):
         config.load_params(path)
 
 

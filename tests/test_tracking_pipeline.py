@@ -232,7 +232,7 @@ def test_record_survives_experiments_restores_and_a_move(repo, tmp_path):
     for model in MODELS:
         mv = client.get_model_version_by_alias(f"intro-cnn-{model}", "champion")
         assert (
-            mv.version
+            str(mv.version)
             == json.loads((repo / f"reports/train/{model}/run.json").read_text())["model_version"]
         )
 

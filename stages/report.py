@@ -188,11 +188,10 @@ TEXT: dict[str, dict[str, str]] = {
         "mlflow_runs": "Ejecuciones de MLflow",
         "run_id": "id de la ejecución",
         "experiment": "experimento",
-        "restored": "reutilizada",
+        "restored": "recreada",
         "restored_note": (
-            "Una ejecución «reutilizada» es de una ejecución anterior del pipeline: DVC restauró "
-            "el modelo de su caché en lugar de reentrenarlo. Las métricas de test y las figuras "
-            "están en la ejecución padre de esta ejecución del pipeline."
+            "Una ejecución «recreada» sustituye a la de entrenamiento cuando esta no está en el "
+            "almacén de MLflow (salidas restauradas de la caché de DVC)."
         ),
         "params": "Parámetros (params.yaml)",
         "true": "sí",
@@ -372,11 +371,10 @@ TEXT: dict[str, dict[str, str]] = {
         "mlflow_runs": "MLflow runs",
         "run_id": "run id",
         "experiment": "experiment",
-        "restored": "reused",
+        "restored": "restored",
         "restored_note": (
-            "A “reused” training run belongs to an earlier pipeline execution: DVC restored the "
-            "model from its cache instead of retraining. Test metrics and figures are in this "
-            "execution's parent run."
+            "A “restored” run stands in for the training run when that run is not in this MLflow "
+            "store (outputs restored from the DVC cache)."
         ),
         "params": "Parameters (params.yaml)",
         "true": "yes",

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from stages.config import ConfigError
@@ -83,6 +83,41 @@ def stage(name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def stopping_gently(stop: Callable[[], None]) -> Iterator[None]:
+    """Turn the first SIGINT or SIGTERM into ``stop()``, then raise it once the block ends.
+
+    For code that must not be unwound from wherever the signal lands, such as Keras' ``fit``:
+    an exception raised between two steps while TensorFlow's input threads still run can
+    corrupt the heap as the half-consumed iterator is torn down (``free(): invalid next size``,
+    exit -6 instead of 143). ``stop`` asks the loop to finish at its next step; the block then
+    returns normally and the signal is delivered as :class:`Terminated` or KeyboardInterrupt.
+    A second signal is delivered at once, for a user who does not want to wait.
+    """
+    caught: list[int] = []
+
+    def request(signum: int, frame: FrameType | None) -> None:
+        if caught:
+            _deliver(signum)
+        caught.append(signum)
+        stop()
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        _deliver(caught[0])
+
+
+def _deliver(signum: int) -> None:
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt()
+
+
+@contextlib.contextmanager
 def committing() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back while a stage writes its outputs, then deliver them."""
     caught: list[int] = []
@@ -96,7 +131,5 @@ def committing() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if signal.SIGTERM in caught:
-        raise Terminated()
     if caught:
-        raise KeyboardInterrupt()
+        _deliver(signal.SIGTERM if signal.SIGTERM in caught else caught[0])

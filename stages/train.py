@@ -230,14 +230,19 @@ def fit(
         # A live bar on a terminal; one line per epoch in logs (DVC, CI).
         verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
-    hist = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=cfg.epochs,
-        shuffle=False,  # the dataset reshuffles itself every epoch (input_datasets)
-        verbose=verbose,
-        callbacks=[timer],
-    )
+
+    def stop() -> None:  # Keras checks this after every step
+        model.stop_training = True
+
+    with cli.stopping_gently(stop):
+        hist = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=cfg.epochs,
+            shuffle=False,  # the dataset reshuffles itself every epoch (input_datasets)
+            verbose=verbose,
+            callbacks=[timer],
+        )
     wall = time.perf_counter() - start
     rows = [
         {

@@ -63,8 +63,13 @@ predict: setup
 bench-robustness: setup
 	$(RUN) python benchmarks/robustness.py
 
+# The store follows the repository when it is copied or moved (stages.tracking relocates it
+# and prints the address). UI_PORT=0 (the default) picks a free port.
+UI_PORT ?= 0
 ui: setup
-	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)
+	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", $(UI_PORT))); print(s.getsockname()[1])') && \
+	$(RUN) python -m stages.tracking --port $$port && \
+	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $$port
 
 # A team's shared services on this machine: PostgreSQL + mlflow server + SeaweedFS S3
 # (scripts/stack.py; README "Working as a team"). Then: eval "$$(.venv/bin/python scripts/stack.py env)"

@@ -66,7 +66,8 @@ PER_MODEL_FILES = ("predictions.csv", "confusion.json", "per_class.json", "wrong
 # The per-model files also logged to MLflow (predictions.csv is large and adds nothing).
 MLFLOW_ARTIFACTS = ("confusion.json", "per_class.json", "wrong.json")
 
-# Names of the test metrics in MLflow (logged into each model's training run).
+TEST_DATASET = "mnist-test"  # the MLflow dataset the test metrics are computed on
+# Names of the test metrics in MLflow (in the parent run as "<model>/<name>").
 MLFLOW_METRICS = {
     "test_accuracy": ("test", "accuracy"),
     "test_loss": ("test", "loss"),
@@ -490,100 +491,112 @@ def claims_json(claims: Sequence[Claim]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------
-# MLflow: test metrics go into each model's own training run
+# MLflow: test metrics go to this execution's parent run (and its own training runs)
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoggedRun:
     """Where one model's test metrics were logged."""
 
-    run_id: str
+    run_id: str  # the model's training run
     experiment: str
-    # True when the training run was not in this store and a new run was made.
+    # True when the training run belongs to an earlier execution (DVC restored the model) or
+    # is not in this store: it is not written to.
     restored: bool
-    original_run_id: str
-
-
-def _active_run(client: Any, run_id: str) -> Any:
-    """The run with this id if the store has it and it is not deleted, else None."""
-    from mlflow.exceptions import MlflowException
-
-    if not run_id:
-        return None
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        return None
-    return run if run.info.lifecycle_stage == "active" else None
-
-
-def _restored_run(client: Any, uri: str, model: str, experiment: str, original: str) -> Any:
-    """A new run standing in for a training run this store does not have."""
-    if not experiment:
-        raise EvaluationError(
-            f"run.json of model {model!r} names no experiment: rerun `dvc repro train@{model}`."
-        )
-    exp_id = tracking.experiment_id(client, uri, experiment)
-    tags = tracking.provenance_tags() | {
-        "restored": "true",
-        "original_run_id": original,
-        "model": model,
-    }
-    run = client.create_run(exp_id, tags=tags, run_name=model or None)
-    log.warning(
-        "MLflow run %s of model %s is not in %s (outputs restored from a DVC cache?): "
-        "logging its test metrics to new run %s, tagged restored=true.",
-        original or "(none)",
-        model,
-        uri,
-        run.info.run_id,
-    )
-    return run
+    parent_run_id: str  # this execution's parent run: test metrics and files
+    model_id: str = ""
+    registered_model: str = ""
+    model_version: str = ""
 
 
 def log_evaluation(
-    uri: str,
+    client: Any,
+    execution: tracking.Execution,
     run_info: Mapping[str, Any],
     metrics: Mapping[str, float],
     artifacts: Sequence[Path],
+    test_dataset: Any,
 ) -> LoggedRun:
-    """Log test metrics and evaluation files into the model's training run.
+    """Log one model's test metrics and evaluation files; call under :func:`tracking.store_lock`.
 
-    ``run_info`` is the train stage's ``run.json`` (``run_id``, ``experiment``, ``model``). If
-    that run is not in the store at ``uri`` (outputs restored from a DVC cache filled on another
-    machine, or a deleted run), a new run named after the model is created in the same
-    experiment (created if missing), tagged ``restored=true`` and ``original_run_id``, and a
-    warning is logged: the metrics are never dropped. All writes happen under
-    :func:`tracking.store_lock`.
+    ``run_info`` is the train stage's ``run.json``. The parent run gets ``<model>/<metric>``
+    and the files under ``evaluate/<model>/``. The training run gets the metrics (linked to its
+    logged model and the test set) only when it belongs to this execution: a run of a finished
+    execution never changes.
     """
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric
+    import mlflow
+
+    model = str(run_info.get("model") or "")
+    run_id = str(run_info.get("run_id") or "")
+    model_id = str(run_info.get("model_id") or "")
+    restored = tracking.link_reused_run(client, execution, model, run_id)
+    parent = execution.parent_run_id
+    mlflow.log_metrics({f"{model}/{k}": v for k, v in metrics.items()}, run_id=parent)
+    for path in artifacts:
+        client.log_artifact(parent, str(path), artifact_path=f"evaluate/{model}")
+    if restored:
+        log.info(
+            "%s: training run %s is from an earlier execution (outputs restored by DVC): "
+            "linked from parent run %s, left unchanged.",
+            model,
+            run_id or "(none)",
+            parent,
+        )
+    else:
+        mlflow.log_metrics(
+            dict(metrics), run_id=run_id, model_id=model_id or None, dataset=test_dataset
+        )
+    return LoggedRun(
+        run_id,
+        execution.experiment,
+        restored,
+        parent,
+        model_id,
+        str(run_info.get("registered_model") or ""),
+        str(run_info.get("model_version") or ""),
+    )
+
+
+def log_stage(
+    uri: str,
+    experiment: str,
+    infos: Mapping[str, Mapping[str, Any]],
+    metrics: Mapping[str, Mapping[str, float]],
+    artifacts: Mapping[str, Sequence[Path]],
+    shared: Sequence[Path],
+    x: np.ndarray,
+    y: np.ndarray,
+) -> dict[str, LoggedRun]:
+    """Log the whole evaluation to this execution's parent run, under one store lock."""
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
     from mlflow.exceptions import MlflowException
 
     tracking.quiet_mlflow()
-    model = str(run_info.get("model") or "")
-    original = str(run_info.get("run_id") or "")
-    client = MlflowClient(tracking_uri=uri)
+    test_dataset = tracking.dataset(x, y, TEST_DATASET, PROCESSED_MNIST)
     try:
         with tracking.store_lock(uri):
-            run = _active_run(client, original)
-            restored = run is None
-            if restored:
-                experiment = str(run_info.get("experiment") or "")
-                run = _restored_run(client, uri, model, experiment, original)
-            run_id = run.info.run_id
-            now = int(time.time() * 1000)
-            batch = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
-            client.log_batch(run_id, metrics=batch)
-            for path in artifacts:
-                client.log_artifact(run_id, str(path), artifact_path="evaluate")
-            if restored:
-                client.set_terminated(run_id)
-        experiment = client.get_experiment(run.info.experiment_id).name
+            client = mlflow.MlflowClient(uri)
+            mlflow.set_tracking_uri(uri)
+            execution = tracking.open_execution(client, uri, experiment)
+            context = InputTag(mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT, "test")
+            client.log_inputs(
+                execution.parent_run_id,
+                [DatasetInput(test_dataset._to_mlflow_entity(), tags=[context])],
+            )
+            runs = {
+                name: log_evaluation(
+                    client, execution, infos[name], metrics[name], artifacts[name], test_dataset
+                )
+                for name in infos
+            }
+            for path in shared:
+                client.log_artifact(execution.parent_run_id, str(path), artifact_path="evaluate")
+            tracking.end_stage(client, execution)
     except MlflowException as exc:
         raise EvaluationError(
-            f"Could not log model {model!r} to the MLflow store {uri}: {exc.message}"
+            f"Could not log the evaluation to MLflow ({uri}): {exc.message}"
         ) from exc
-    return LoggedRun(run_id, experiment, restored, original)
+    return runs
 
 
 # --------------------------------------------------------------------------------------
@@ -751,14 +764,22 @@ def run_stage(params: Params, uri: str) -> None:
         log.info("Claim %s: %s", c.id, c.verdict)
 
     # MLflow before any output is written, from a staging copy of the files it records.
-    runs = {}
     with tempfile.TemporaryDirectory(prefix="intro-cnn-evaluate-") as tmp:
         outputs.copy_to(Path(tmp))
-        for name in names:
-            artifacts = [Path(tmp) / model_eval_dir(name) / f for f in MLFLOW_ARTIFACTS]
-            metrics = mlflow_metrics(entries[name])
-            runs[name] = asdict(log_evaluation(uri, train[name].run_info, metrics, artifacts))
-    outputs.add_json(RUNS_FILE, runs)
+        logged = log_stage(
+            uri,
+            params.train.experiment,
+            {name: train[name].run_info for name in names},
+            {name: mlflow_metrics(entries[name]) for name in names},
+            {
+                name: [Path(tmp) / model_eval_dir(name) / f for f in MLFLOW_ARTIFACTS]
+                for name in names
+            },
+            [Path(tmp) / COMPARISON_MD, Path(tmp) / CLAIMS_FILE],
+            x,
+            y,
+        )
+    outputs.add_json(RUNS_FILE, {name: asdict(run) for name, run in logged.items()})
     outputs.add_json(fingerprint.INPUTS_FILE, inputs)
     quality = {name: {"test": entry["test"]} for name, entry in entries.items()}
     outputs.add_json(METRICS_FILE, metrics_json(quality))

@@ -23,6 +23,10 @@ metric is a failure, never a pass. So are stale metrics: the evaluate stage reco
 the models, data and params it evaluated (:mod:`stages.fingerprint`), and metrics whose inputs
 have changed since are refused (exit 1) with the command that brings them up to date.
 
+When every check passes, the MLflow alias ``@champion`` of ``intro-cnn-<model>`` moves to the
+registered version of every model checked (named in its ``reports/train/<model>/run.json``);
+a failing gate moves no alias.
+
 Not a DVC stage: it judges the pipeline's outputs, it produces none.
 """
 
@@ -39,8 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import fingerprint
-from stages.config import PARAMS_FILE, ConfigError, Params, ThresholdsConfig, load_params
+from stages import fingerprint, tracking
+from stages.config import (
+    PARAMS_FILE,
+    ConfigError,
+    Params,
+    ThresholdsConfig,
+    load_params,
+    run_info_path,
+)
 from stages.evaluate import METRICS_FILE
 from stages.files import read_json
 
@@ -230,6 +241,20 @@ def staleness(params: Params, inputs_file: Path) -> list[str]:
     return problems
 
 
+def checked_versions(results: Sequence[Result]) -> dict[str, str]:
+    """The registered model version of every model the gate checked (from its ``run.json``)."""
+    versions = {}
+    for model in dict.fromkeys(m for r in results for m in (r.model, r.than) if m):
+        path = run_info_path(model)
+        version = read_json(path).get("model_version") if path.exists() else None
+        if not version:
+            raise GateConfigError(
+                f"{path} names no registered model version: rerun `dvc repro train@{model}`."
+            )
+        versions[model] = str(version)
+    return versions
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="%(default)s")
@@ -291,6 +316,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_FAILED)
     log.info("%s", table(results))
     log.info("gate: all %d checks passed", len(results))
+    try:
+        champions = tracking.set_champions(tracking.tracking_uri(), checked_versions(results))
+    except (GateConfigError, tracking.TrackingError, OSError, ValueError) as exc:
+        log.error("gate: passed, but the champion alias was not set: %s", exc)
+        sys.exit(EXIT_MISCONFIGURED)
+    for name, version in champions.items():
+        log.info("gate: %s version %s is @%s", name, version, tracking.CHAMPION_ALIAS)
 
 
 if __name__ == "__main__":

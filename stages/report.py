@@ -188,10 +188,11 @@ TEXT: dict[str, dict[str, str]] = {
         "mlflow_runs": "Ejecuciones de MLflow",
         "run_id": "id de la ejecución",
         "experiment": "experimento",
-        "restored": "recreada",
+        "restored": "reutilizada",
         "restored_note": (
-            "Una ejecución «recreada» sustituye a la de entrenamiento cuando esta no está en el "
-            "almacén de MLflow (salidas restauradas de la caché de DVC)."
+            "Una ejecución «reutilizada» es de una ejecución anterior del pipeline: DVC restauró "
+            "el modelo de su caché en lugar de reentrenarlo. Las métricas de test y las figuras "
+            "están en la ejecución padre de esta ejecución del pipeline."
         ),
         "params": "Parámetros (params.yaml)",
         "true": "sí",
@@ -371,10 +372,11 @@ TEXT: dict[str, dict[str, str]] = {
         "mlflow_runs": "MLflow runs",
         "run_id": "run id",
         "experiment": "experiment",
-        "restored": "restored",
+        "restored": "reused",
         "restored_note": (
-            "A “restored” run stands in for the training run when that run is not in this MLflow "
-            "store (outputs restored from the DVC cache)."
+            "A “reused” training run belongs to an earlier pipeline execution: DVC restored the "
+            "model from its cache instead of retraining. Test metrics and figures are in this "
+            "execution's parent run."
         ),
         "params": "Parameters (params.yaml)",
         "true": "yes",

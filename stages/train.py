@@ -221,11 +221,17 @@ def fit(
     train_cfg: TrainConfig,
     seed: int,
     verbose: int | str = "auto",
+    on_epoch: Any = None,
 ) -> TrainResult:
-    """Compile and fit ``model`` on the processed splits; return the per-epoch history."""
+    """Compile and fit ``model`` on the processed splits; return the per-epoch history.
+
+    ``on_epoch(timer)``, if given, returns a Keras callback run after each epoch is timed
+    (the live MLflow metrics).
+    """
     compile_model(model, cfg, train_cfg.steps_per_execution)
     train_ds, val_ds = input_datasets(data, cfg.batch_size, seed, use_prefetch(train_cfg.prefetch))
     timer = epoch_timer()
+    callbacks = [timer] + ([on_epoch(timer)] if on_epoch else [])
     if verbose == "auto":
         # A live bar on a terminal; one line per epoch in logs (DVC, CI).
         verbose = 1 if sys.stdout.isatty() else 2
@@ -241,7 +247,7 @@ def fit(
             epochs=cfg.epochs,
             shuffle=False,  # the dataset reshuffles itself every epoch (input_datasets)
             verbose=verbose,
-            callbacks=[timer],
+            callbacks=callbacks,
         )
     wall = time.perf_counter() - start
     rows = [
@@ -378,53 +384,116 @@ def save_model(model: Any, target: Path) -> None:
         )
 
 
-def log_to_mlflow(
+TRAINING_DATASET = "mnist-train"  # the MLflow dataset input of every training run
+
+
+def live_metrics(client: Any, uri: str, run_id: str, timer: Any) -> Any:
+    """A Keras callback logging each epoch's metrics to the MLflow run as the epoch ends, so
+    the UI shows progress during a long training (one short locked write per epoch)."""
+    import keras
+    from mlflow.entities import Metric
+
+    class LiveMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = dict(logs or {})
+            if timer.seconds:
+                logs["seconds"] = timer.seconds[-1]
+            now = tracking.now_ms()
+            batch = [
+                Metric(key, float(logs[key]), now, epoch + 1)
+                for key in (*HISTORY_COLUMNS, "seconds")
+                if key in logs
+            ]
+            with tracking.store_lock(uri):
+                client.log_batch(run_id, metrics=batch)
+
+    return LiveMetrics()
+
+
+def start_training_run(
+    client: Any,
+    execution: tracking.Execution,
+    name: str,
+    params: Mapping[str, Any],
+    dataset: Any,
+    start_time_ms: int,
+) -> str:
+    """Create the child run of one training under the execution's parent; return its id.
+
+    Params and the dataset input are logged up front, so the run is useful while it trains.
+    """
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag, Param
+
+    tags = tracking.child_run_tags(execution, name)
+    tags["data_sha256"] = files.file_sha256(config.PROCESSED_MNIST)
+    tags |= library_versions()
+    run = client.create_run(
+        execution.experiment_id, start_time=start_time_ms, tags=tags, run_name=name
+    )
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    context = InputTag(key=mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT, value="training")
+    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
+    return run_id
+
+
+def log_trained_model(model: Any, name: str, input_example: np.ndarray) -> Any:
+    """Log ``model`` into the active MLflow run as the LoggedModel ``name`` and register it as
+    a new version of ``intro-cnn-<name>``; return MLflow's ModelInfo.
+
+    The one place that decides what is logged, registered and served: the model wrapped with
+    its input checks (:mod:`stages.serving`: raw 0-255 images or the normalised tensor).
+    """
+    return serving.log_model(
+        model,
+        name=name,
+        registered_model_name=tracking.registered_model_name(name),
+        input_example=serving.raw_images(input_example),
+    )
+
+
+def finish_training_run(
+    client: Any,
+    execution: tracking.Execution,
+    run_id: str,
     name: str,
     model: Any,
     result: TrainResult,
     summary: Mapping[str, Any],
-    params: Mapping[str, Any],
-    tags: Mapping[str, str],
-    experiment: str,
     input_example: np.ndarray,
-    start_time_ms: int,
-) -> str:
-    """Record one training as one MLflow run (params, per-epoch metrics, model); return its id."""
+) -> dict[str, Any]:
+    """Log the run's summary, files and registered model; end it FINISHED. Returns what
+    ``run.json`` records about it (ids of the run, parent, logged model and model version)."""
     import mlflow
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric
 
-    uri = tracking.tracking_uri()
-    tracking.quiet_mlflow()
-    with tracking.store_lock(uri):
-        mlflow.set_tracking_uri(uri)
-        client = mlflow.MlflowClient(uri)
-        exp_id = tracking.experiment_id(client, uri, experiment)
-        run = client.create_run(exp_id, start_time=start_time_ms, tags=dict(tags), run_name=name)
-        run_id = run.info.run_id
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(key, float(row[key]), now, int(row["epoch"]))
-            for row in result.history
-            for key in ("accuracy", "loss", "val_accuracy", "val_loss", "seconds")
-        ]
-        metrics += [
-            Metric(k, float(summary[k]), now, 0)
-            for k in ("wall_seconds", "samples_per_second", "params")
-        ]
-        client.log_batch(
-            run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()]
-        )
-        client.log_text(run_id, model_summary_text(model), "model_summary.txt")
-        client.log_text(run_id, history_csv(result.history), "history.csv")
-        with mlflow.start_run(run_id=run_id):
-            # Served with input checks: raw 0-255 images or the normalised tensor.
-            serving.log_model(model, name="model", input_example=serving.raw_images(input_example))
-        client.set_terminated(run_id)
-    return run_id
+    now = tracking.now_ms()
+    keys = ("wall_seconds", "samples_per_second", "params")
+    metrics = [Metric(k, float(summary[k]), now, 0) for k in keys]
+    client.log_batch(run_id, metrics=metrics)
+    client.log_text(run_id, model_summary_text(model), "model_summary.txt")
+    client.log_text(run_id, history_csv(result.history), "history.csv")
+    with mlflow.start_run(run_id=run_id):
+        info = log_trained_model(model, name, input_example)
+    client.set_terminated(run_id, "FINISHED")
+    return {
+        "run_id": run_id,
+        "parent_run_id": execution.parent_run_id,
+        "model_id": info.model_id,
+        "registered_model": tracking.registered_model_name(name),
+        "model_version": str(info.registered_model_version),
+    }
 
 
 def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[str, Any]:
-    """Train ``name`` from the processed data and write every output of the stage."""
+    """Train ``name`` from the processed data and write every output of the stage.
+
+    The training is a child run of this pipeline execution's parent run; per-epoch metrics
+    appear in MLflow as epochs end; an error, Ctrl-C or SIGTERM ends both runs FAILED/KILLED.
+    """
+    import mlflow
+
     from stages.models import build_model
     from stages.preprocess import load_processed
 
@@ -434,6 +503,7 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
     configure_tensorflow(seed, params.train.deterministic)
     data = load_processed(str(config.PROCESSED_MNIST))
     precision = resolve_precision(params.train.precision)
+    # Build, compile and fit in one strategy scope (one replica without "mirrored").
     with distribution_scope(params.train.strategy) as replicas:
         model = build_model(name, precision)
         log.info(
@@ -445,58 +515,84 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
             params.train.strategy,
             replicas,
         )
-        result = fit(model, data, model_cfg, params.train, seed, verbose)
-    summary = metrics_summary(result, model.count_params())
-    timing = timing_summary(result)
-    log.info(
-        "%s: val_accuracy %.4f after %d epochs, %.1f s, %.0f samples/s",
-        name,
-        summary["val"]["accuracy"],
-        summary["epochs"],
-        timing["wall_seconds"],
-        timing["samples_per_second"],
-    )
-    tags = tracking.provenance_tags()
-    tags["data_sha256"] = files.file_sha256(config.PROCESSED_MNIST)
-    tags["model"] = name
-    tags |= library_versions()
-    logged_params = {
-        "model": name,
-        **asdict(model_cfg),
-        "seed": seed,
-        "steps_per_execution": params.train.steps_per_execution,
-        "deterministic": params.train.deterministic,
-        "prefetch": params.train.prefetch,
-        "precision": precision,
-        "strategy": params.train.strategy,
-        "replicas": replicas,
-        "validation_split": params.preprocess.validation_split,
-        "n_train": result.n_train,
-        "n_val": result.n_val,
-    }
-    run_id = log_to_mlflow(
-        name,
-        model,
-        result,
-        summary | timing,
-        logged_params,
-        tags,
-        params.train.experiment,
-        data["x_val"][:5],
-        start_ms,
-    )
-    run_info = {
-        "run_id": run_id,
-        "experiment": params.train.experiment,
-        "model": name,
-        "precision": precision,
-    }
-    with cli.committing():
-        save_model(model, config.model_path(name))
-        files.write_text(config.history_path(name), history_csv(result.history))
-        files.write_json(config.train_metrics_path(name), summary)
-        files.write_json(config.train_timing_path(name), timing)
-        files.write_json(config.run_info_path(name), run_info)
+        logged_params = {
+            "model": name,
+            **asdict(model_cfg),
+            "seed": seed,
+            "steps_per_execution": params.train.steps_per_execution,
+            "deterministic": params.train.deterministic,
+            "prefetch": params.train.prefetch,
+            "precision": precision,
+            "strategy": params.train.strategy,
+            "replicas": replicas,
+            "validation_split": params.preprocess.validation_split,
+            "n_train": len(data["x_train"]),
+            "n_val": len(data["x_val"]),
+        }
+        uri = tracking.tracking_uri()
+        tracking.quiet_mlflow()
+        dataset = tracking.dataset(
+            data["x_train"], data["y_train"], TRAINING_DATASET, config.PROCESSED_MNIST
+        )
+        with tracking.store_lock(uri):  # the first use of a new store migrates its schema
+            client = mlflow.MlflowClient(uri)
+            mlflow.set_tracking_uri(uri)
+            execution = tracking.open_execution(client, uri, params.train.experiment)
+            run_id = start_training_run(client, execution, name, logged_params, dataset, start_ms)
+        with tracking.ends_honestly(client, uri, [run_id, execution.parent_run_id]):
+            result = fit(
+                model,
+                data,
+                model_cfg,
+                params.train,
+                seed,
+                verbose,
+                on_epoch=lambda timer: live_metrics(client, uri, run_id, timer),
+            )
+            summary = metrics_summary(result, model.count_params())
+            timing = timing_summary(result)
+            log.info(
+                "%s: val_accuracy %.4f after %d epochs, %.1f s, %.0f samples/s",
+                name,
+                summary["val"]["accuracy"],
+                summary["epochs"],
+                timing["wall_seconds"],
+                timing["samples_per_second"],
+            )
+            with tracking.store_lock(uri):
+                record = finish_training_run(
+                    client,
+                    execution,
+                    run_id,
+                    name,
+                    model,
+                    result,
+                    summary | timing,
+                    data["x_val"][:5],
+                )
+                tracking.end_stage(client, execution)
+            with cli.committing():
+                save_model(model, config.model_path(name))
+                files.write_text(config.history_path(name), history_csv(result.history))
+                files.write_json(config.train_metrics_path(name), summary)
+                files.write_json(config.train_timing_path(name), timing)
+                files.write_json(
+                    config.run_info_path(name),
+                    {
+                        **record,
+                        "experiment": params.train.experiment,
+                        "dvc_exp_name": execution.tags.get(tracking.DVC_EXP_TAG, ""),
+                        "model": name,
+                        "precision": precision,
+                    },
+                )
+        log.info(
+            "MLflow run %s (parent %s), registered %s version %s",
+            run_id,
+            execution.parent_run_id,
+            record["registered_model"],
+            record["model_version"],
+        )
     return summary
 
 

@@ -43,6 +43,7 @@ EVAL_METRICS = config.EVAL_DIR / "metrics.json"
 EVAL_RUNS = config.EVAL_DIR / "runs.json"
 # Artifact folder of the figures inside each MLflow run.
 MLFLOW_DIR = "figures"
+EVALUATE_LINK = "evaluate"  # the parent-run tag naming the evaluation the figures read
 
 # The notebook draws filters and feature maps of the small CNN only (8 filters fit a page).
 FILTER_MODEL = "cnn_small"
@@ -589,17 +590,19 @@ def conv_details(name: str, images: np.ndarray, labels: np.ndarray) -> ConvDetai
     return ConvDetails(conv_kernels(model), images, labels, maps1, maps2)
 
 
-def run_ids(names: Sequence[str]) -> dict[str, str]:
-    """The MLflow run of each model: the one evaluate logged to (``runs.json``), else the
-    training run (``run.json``). Models with neither are left out."""
-    evaluated = files.read_json(EVAL_RUNS) if EVAL_RUNS.exists() else {}
+def upstream_runs(names: Sequence[str]) -> dict[str, str]:
+    """The MLflow runs the figures are drawn from: each model's training run (``run.json``)
+    and the evaluation's parent run (``runs.json``), keyed by model name and "evaluate"."""
     out = {}
     for name in names:
-        run_id = (evaluated.get(name) or {}).get("run_id")
-        if not run_id and config.run_info_path(name).exists():
+        if config.run_info_path(name).exists():
             run_id = files.read_json(config.run_info_path(name)).get("run_id")
-        if run_id:
-            out[name] = str(run_id)
+            if run_id:
+                out[name] = str(run_id)
+    evaluated = files.read_json(EVAL_RUNS) if EVAL_RUNS.exists() else {}
+    parents = {str(r.get("parent_run_id")) for r in evaluated.values() if r.get("parent_run_id")}
+    if len(parents) == 1:
+        out[EVALUATE_LINK] = parents.pop()
     return out
 
 
@@ -617,38 +620,28 @@ def write_outputs(target: Path, contents: Mapping[str, bytes]) -> None:
         write_outputs_into(tmp, contents)
 
 
-def log_figures(uri: str, ids: Mapping[str, str], per_model: Mapping[str, Sequence[Path]]) -> int:
-    """Log each model's figures into its MLflow run under ``figures/``; return how many runs
-    got them. A missing or deleted run is a warning, not a failure: the files are written."""
-    from mlflow import MlflowClient
+def log_figures(
+    uri: str, experiment: str, upstream: Mapping[str, str], paths: Sequence[Path]
+) -> str:
+    """Log the figures into this pipeline execution's parent run under ``figures/`` (never
+    into the training runs: figures depend on every model and on ``report``); tag the parent
+    with the upstream runs of earlier executions it drew from. Return the parent run id."""
+    import mlflow
     from mlflow.exceptions import MlflowException
 
     tracking.quiet_mlflow()
-    client = MlflowClient(tracking_uri=uri)
-    logged = 0
-    with tracking.store_lock(uri):
-        for name, paths in per_model.items():
-            run_id = ids.get(name)
-            if not run_id:
-                log.warning("No MLflow run recorded for %s: its figures are not logged.", name)
-                continue
-            try:
-                run = client.get_run(run_id)
-                if run.info.lifecycle_stage != "active":
-                    raise MlflowException(f"run {run_id} is deleted")
-                for path in paths:
-                    client.log_artifact(run_id, str(path), artifact_path=MLFLOW_DIR)
-            except (MlflowException, OSError) as exc:
-                log.warning(
-                    "Figures of %s not logged to MLflow run %s in %s: %s",
-                    name,
-                    run_id,
-                    uri,
-                    getattr(exc, "message", exc),
-                )
-                continue
-            logged += 1
-    return logged
+    try:
+        with tracking.store_lock(uri):
+            client = mlflow.MlflowClient(uri)
+            execution = tracking.open_execution(client, uri, experiment)
+            for name, run_id in upstream.items():
+                tracking.link_reused_run(client, execution, name, run_id)
+            for path in paths:
+                client.log_artifact(execution.parent_run_id, str(path), artifact_path=MLFLOW_DIR)
+            tracking.end_stage(client, execution)
+    except MlflowException as exc:
+        raise VisualizeError(f"Could not log the figures to MLflow ({uri}): {exc.message}") from exc
+    return execution.parent_run_id
 
 
 def main() -> None:
@@ -679,15 +672,16 @@ def main() -> None:
         # The new folder is filled and logged to MLflow first, then swapped in whole.
         with cli.committing(), files.atomic_dir(NETWORK_DIR) as staged:
             write_outputs_into(staged, contents)
-            per_model: dict[str, list[Path]] = {name: [] for name in names}
-            for entry in entries:
-                for name in entry.models:
-                    per_model[name].append(staged / entry.file)
-            n_runs = log_figures(uri, run_ids(names), per_model)
+            parent = log_figures(
+                uri,
+                params.train.experiment,
+                upstream_runs(names),
+                [staged / entry.file for entry in entries],
+            )
         log.info(
             "%d figures (%s, %d dpi) -> %s", len(entries), lang, params.report.dpi, NETWORK_DIR
         )
-        log.info("figures logged to %d of %d MLflow runs", n_runs, len(names))
+        log.info("figures logged to MLflow run %s", parent)
 
 
 if __name__ == "__main__":

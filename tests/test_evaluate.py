@@ -246,46 +246,64 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     return uri
 
 
-def test_log_evaluation_into_existing_and_missing_runs(mlflow_store, tmp_path):
+def test_log_stage_writes_this_execution_only(mlflow_store, tmp_path, test_split, caplog):
+    """Test metrics go to the parent run; into a training run only when it is of this same
+    execution; a run of an earlier execution is left exactly as it was, and linked."""
     from mlflow import MlflowClient
 
     from stages import tracking
 
+    x, y = test_split
+    write_npz("data/processed/mnist.npz", {"x_test": x, "y_test": y.astype(np.uint8)})
     uri = tracking.tracking_uri()
     assert uri == mlflow_store
     client = MlflowClient(uri)
-    exp_id = client.create_experiment("intro-cnn")
-    train_run = client.create_run(exp_id, run_name="cnn")
-    client.set_terminated(train_run.info.run_id)
+    execution = tracking.open_execution(client, uri, "intro-cnn")
+    exp_id = execution.experiment_id
+    tags = tracking.child_run_tags(execution, "cnn")
+    ours = client.create_run(exp_id, run_name="cnn", tags=tags).info.run_id
+    client.set_terminated(ours)
+    earlier = client.create_run(exp_id, run_name="mlp", tags={tracking.EXECUTION_TAG: "old"})
+    earlier_id = earlier.info.run_id
+    client.log_metric(earlier_id, "val_accuracy", 0.5)
+    client.set_terminated(earlier_id)
+    before = client.get_run(earlier_id)
     artifact = tmp_path / "confusion.json"
     write_json(artifact, [[1, 0], [0, 1]])
     metrics = {"test_accuracy": 0.99, "test_loss": 0.03, "test_macro_f1": 0.989}
-
-    info = {"run_id": train_run.info.run_id, "experiment": "intro-cnn", "model": "cnn"}
-    logged = ev.log_evaluation(uri, info, metrics, [artifact])
-    assert logged == ev.LoggedRun(train_run.info.run_id, "intro-cnn", False, info["run_id"])
-    run = client.get_run(train_run.info.run_id)
-    assert run.data.metrics == metrics
-    assert "restored" not in run.data.tags
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "evaluate")] == [
-        "evaluate/confusion.json"
-    ]
-
-    # A run id this store has never seen, in an experiment it does not have either.
-    info = {"run_id": "0123456789abcdef", "experiment": "elsewhere", "model": "mlp"}
-    logged = ev.log_evaluation(uri, info, metrics, [artifact])
-    assert logged.restored and logged.run_id != info["run_id"]
-    assert logged.experiment == "elsewhere"
-    run = client.get_run(logged.run_id)
-    assert run.data.metrics == metrics
-    assert run.data.tags["restored"] == "true"
-    assert run.data.tags["original_run_id"] == "0123456789abcdef"
-    assert run.info.run_name == "mlp" and run.info.status == "FINISHED"
-    experiment = client.get_experiment_by_name("elsewhere")
-    assert experiment.experiment_id == run.info.experiment_id
-    # Artifacts of an experiment created here sit next to the store, not under the cwd.
-    assert experiment.artifact_location == (tmp_path / "mlartifacts" / "elsewhere").as_uri()
-    assert len(client.list_artifacts(logged.run_id, "evaluate")) == 1
+    infos = {
+        "cnn": {"run_id": ours, "experiment": "intro-cnn", "model": "cnn"},
+        "mlp": {"run_id": earlier_id, "experiment": "intro-cnn", "model": "mlp"},
+        "lost": {"run_id": "0123456789abcdef", "experiment": "intro-cnn", "model": "lost"},
+    }
+    logged = ev.log_stage(
+        uri,
+        "intro-cnn",
+        infos,
+        dict.fromkeys(infos, metrics),
+        {key: [artifact] for key in infos},
+        [artifact],
+        x,
+        y,
+    )
+    parent = execution.parent_run_id
+    assert {m: (r.restored, r.parent_run_id) for m, r in logged.items()} == {
+        "cnn": (False, parent),
+        "mlp": (True, parent),
+        "lost": (True, parent),
+    }
+    assert client.get_run(ours).data.metrics == metrics
+    after = client.get_run(earlier_id)
+    assert after.data.to_dictionary() == before.data.to_dictionary()
+    assert after.info.end_time == before.info.end_time
+    p = client.get_run(parent)
+    assert p.data.metrics["mlp/test_accuracy"] == 0.99 and p.info.status == "FINISHED"
+    assert p.data.tags[tracking.REUSED_TAG_PREFIX + "mlp"] == earlier_id
+    assert tracking.REUSED_TAG_PREFIX + "cnn" not in p.data.tags
+    assert "0123456789abcdef of lost is not in this store" in caplog.text
+    assert [d.dataset.name for d in p.inputs.dataset_inputs] == ["mnist-test"]
+    files_ = {a.path for a in client.list_artifacts(parent, "evaluate")}
+    assert {"evaluate/cnn", "evaluate/confusion.json"} <= files_
 
 
 # --------------------------------------------------------------------------------------
@@ -322,9 +340,12 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
 
     from mlflow import MlflowClient
 
+    from stages import tracking
+
     client = MlflowClient(mlflow_store)
-    exp_id = client.create_experiment("intro-cnn")
-    cnn_run = client.create_run(exp_id, run_name="cnn").info.run_id
+    execution = tracking.open_execution(client, mlflow_store, "intro-cnn")
+    tags = tracking.child_run_tags(execution, "cnn")
+    cnn_run = client.create_run(execution.experiment_id, run_name="cnn", tags=tags).info.run_id
     _fake_training("cnn", 1, cnn_run, [0.2, 0.3])  # class 1 is the most frequent: 28 of 200
     _fake_training("mlp", 8, "feedfacefeedface", [0.1])  # class 8 the rarest: 10 of 200
 
@@ -360,12 +381,13 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
 
     runs = read_json("reports/evaluate/runs.json")
     assert runs["cnn"]["run_id"] == cnn_run and not runs["cnn"]["restored"]
-    assert runs["mlp"]["restored"] and runs["mlp"]["original_run_id"] == "feedfacefeedface"
+    assert runs["mlp"]["restored"] and runs["mlp"]["run_id"] == "feedfacefeedface"
     assert client.get_run(cnn_run).data.metrics["test_accuracy"] == pytest.approx(0.14)
-    restored = client.get_run(runs["mlp"]["run_id"])
-    assert restored.data.tags["restored"] == "true"
-    assert restored.data.metrics["test_accuracy"] == pytest.approx(0.05)
-    assert "not in" in caplog.text and "restored=true" in caplog.text
+    parent = client.get_run(runs["mlp"]["parent_run_id"])
+    assert parent.info.run_id == execution.parent_run_id == runs["cnn"]["parent_run_id"]
+    assert parent.data.metrics["mlp/test_accuracy"] == pytest.approx(0.05)
+    assert parent.data.tags[tracking.REUSED_TAG_PREFIX + "mlp"] == "feedfacefeedface"
+    assert "feedfacefeedface of mlp is not in this store" in caplog.text
 
     # A missing input stops the stage with a one-line error naming the fix.
     os.remove("models/mlp.keras")

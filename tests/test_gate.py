@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,12 +132,45 @@ def run_main(tmp_path, metrics, section) -> None:
     gate.main(["--metrics", str(m), "--params", str(p), "--no-staleness-check"])
 
 
-def test_main_exit_codes(tmp_path, caplog):
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    """A real MLflow store in tmp_path where intro-cnn-cnn and intro-cnn-mlp have versions 1
+    and 2, and run.json files (as the train stage writes them) naming version 2."""
+    from mlflow import MlflowClient
+
+    from stages import tracking
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    for model in ("cnn", "mlp"):
+        name = tracking.registered_model_name(model)
+        client.create_registered_model(name)
+        for _ in range(2):
+            client.create_model_version(name, source=str(tmp_path))
+        write_json(Path("reports/train") / model / "run.json", {"model_version": "2"})
+    return client
+
+
+def champion(client, model: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(f"intro-cnn-{model}", "champion").version)
+    except MlflowException:
+        return None
+
+
+def test_main_exit_codes(registry, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="stages.gate")
     ok = {"min": {"cnn": {"test.accuracy": 0.98}}}
     run_main(tmp_path, METRICS, ok)  # returns: exit status 0
     assert "all 1 checks passed" in caplog.text
     assert "cnn    test.accuracy  0.9871  >= 0.9800  ok" in caplog.text
+    # A passing gate crowns exactly the versions it checked.
+    assert (champion(registry, "cnn"), champion(registry, "mlp")) == ("2", None)
+    assert "intro-cnn-cnn version 2 is @champion" in caplog.text
 
     caplog.clear()
     bad = {
@@ -152,6 +186,20 @@ def test_main_exit_codes(tmp_path, caplog):
         "mlp.test.accuracy 0.9802 <= cnn.test.accuracy 0.9871",
     ]
     assert "2 of 3 checks failed" in errors[2]
+    # A failing gate moves no alias, even towards versions it checked.
+    write_json(Path("reports/train/cnn/run.json"), {"model_version": "1"})
+    with pytest.raises(SystemExit):
+        run_main(tmp_path, METRICS, bad)
+    assert (champion(registry, "cnn"), champion(registry, "mlp")) == ("2", None)
+
+    # A version the store does not have: the checks pass but the gate says why it stops.
+    caplog.clear()
+    write_json(Path("reports/train/cnn/run.json"), {"model_version": "7"})
+    with pytest.raises(SystemExit) as exc:
+        run_main(tmp_path, METRICS, ok)
+    assert exc.value.code == gate.EXIT_MISCONFIGURED
+    assert "intro-cnn-cnn version 7 is not in the MLflow store" in caplog.text
+    assert champion(registry, "cnn") == "2"
 
     for metrics, section, message in [
         (METRICS, {}, "Nothing is gated"),
@@ -219,10 +267,9 @@ def _git(repo, *args):
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def test_main_compares_with_the_committed_baseline(tmp_path, monkeypatch, caplog):
+def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     """The gate reads the baseline from git (HEAD by default) and exits 1 on a regression."""
     caplog.set_level(logging.INFO, logger="stages.gate")
-    monkeypatch.chdir(tmp_path)
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "config", "user.email", "t@example.com")
     _git(tmp_path, "config", "user.name", "t")

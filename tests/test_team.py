@@ -326,7 +326,7 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
     params = {rid: {p["key"]: p["value"] for p in runs[rid]["data"]["params"]} for rid in runs}
     assert params[trained["a-lr3 cnn_small"]]["learning_rate"] == "0.003"
     assert params[trained["b-lr cnn_small"]]["learning_rate"] == "0.002"
-    registered = assert_registered_models_have_versions(api, expect_models=False)
+    registered = assert_registered_models_have_versions(api, expect_models=True)
 
     print("\nteam scenario timings (s):")
     for label, seconds in timings.items():

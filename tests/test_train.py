@@ -264,8 +264,20 @@ def test_one_epoch_training_through_dvc(repo):
     artifacts = {a.path for a in client.list_artifacts(run_info["run_id"])}
     assert {"model_summary.txt", "history.csv"} <= artifacts
 
+    assert mlrun.info.status == "FINISHED"
+    # _prepare edited params.yaml by hand, uncommitted: the user's own change.
+    assert mlrun.data.tags["git_dirty"] == "true"
+    parent = client.get_run(mlrun.data.tags["mlflow.parentRunId"])
+    assert parent.info.run_id == run_info["parent_run_id"] and parent.info.status == "FINISHED"
+    (dataset,) = mlrun.inputs.dataset_inputs
+    assert dataset.dataset.name == "mnist-train"
+    assert dataset.dataset.digest == mlrun.data.tags["data_sha256"][:32]
+    version = client.get_model_version("intro-cnn-cnn_small", run_info["model_version"])
+    assert version.run_id == run_info["run_id"]
+    assert client.get_logged_model(run_info["model_id"]).name == "cnn_small"
+
     mlflow.set_tracking_uri(uri)
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_info['run_id']}/model")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/intro-cnn-cnn_small/{run_info['model_version']}")
     # The served model (stages/serving.py): the normalised tensor, or raw 0-255 images.
     batch = np.zeros((3, 28, 28), dtype=np.float32)
     pred = np.asarray(pyfunc.predict(batch, params={"pixels": "unit"}))
@@ -315,6 +327,20 @@ def test_killed_training_leaves_no_model(repo):
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # The hard kill left the run RUNNING; the next stage that opens the store marks it KILLED.
+    import mlflow
+
+    from stages import tracking
+
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    exp_id = client.get_experiment_by_name("intro-cnn").experiment_id
+    (orphan,) = client.search_runs([exp_id], "attributes.run_name = 'cnn_small'")
+    assert orphan.info.status == "RUNNING"
+    assert client.get_metric_history(orphan.info.run_id, "val_accuracy")  # live progress
+    tracking.open_execution(client, uri, "intro-cnn")
+    orphan = client.get_run(orphan.info.run_id)
+    assert orphan.info.status == "KILLED" and tracking.STALE_TAG in orphan.data.tags
     assert not (repo / "models/cnn_small.keras").exists()
     assert not list((repo / "models").glob("*")) if (repo / "models").exists() else True
     assert not (repo / "reports/train/cnn_small/metrics.json").exists()
@@ -364,12 +390,41 @@ def test_parallel_trainings_share_one_store(repo):
         assert proc.returncode == 0, err[-3000:]
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("intro-cnn")
-    runs = client.search_runs([exp.experiment_id])
+    runs = client.search_runs([exp.experiment_id], "tags.`intro_cnn.role` = 'training'")
     assert sorted(r.info.run_name for r in runs) == ["cnn_small", "cnn_small_bn"]
     for run_ in runs:
         assert run_.info.status == "FINISHED"
         assert len(client.get_metric_history(run_.info.run_id, "val_accuracy")) == 1
         assert {a.path for a in client.list_artifacts(run_.info.run_id)} >= {"history.csv"}
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_run_killed(repo):
+    """`kill`, `dvc queue kill` or a CI timeout: the runs end KILLED, no model is written."""
+    import mlflow
+
+    _prepare(repo, models={"cnn_small": {"epochs": 50}})
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", "cnn_small"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if "Epoch 2/" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp_id = client.get_experiment_by_name("intro-cnn").experiment_id
+    assert {r.info.status for r in client.search_runs([exp_id])} == {"KILLED"}
+    assert not (repo / "models/cnn_small.keras").exists()
 
 
 # ---------------------------------------------------------------------------- train.strategy

@@ -33,6 +33,18 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
         path = config.model_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(f"model {name}".encode())
+    # A passing gate crowns the registered versions the train stage recorded.
+    from mlflow import MlflowClient
+
+    from stages import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    for name in params.models:
+        client.create_registered_model(tracking.registered_model_name(name))
+        client.create_model_version(tracking.registered_model_name(name), source=str(tmp_path))
+        write_json(config.run_info_path(name), {"model_version": "1"})
     config.PROCESSED_MNIST.parent.mkdir(parents=True)
     config.PROCESSED_MNIST.write_bytes(b"processed data")
     write_json(config.EVAL_DIR / "metrics.json", METRICS)
@@ -41,7 +53,8 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_current_metrics_pass(evaluated: Path):
-    outcome = spawn(["stages.gate"], evaluated)
+    store = f"sqlite:///{evaluated / 'mlflow.db'}"
+    outcome = spawn(["stages.gate"], evaluated, MLFLOW_TRACKING_URI=store)
     assert outcome.code == 0, outcome.stderr
     assert "all 5 checks passed" in outcome.stderr
 

@@ -13,23 +13,21 @@ from stages import cli
 def test_a_signal_during_a_gentle_block_stops_the_loop_and_is_raised_at_its_end():
     stops: list[int] = []
     steps = 0
-    with pytest.raises(cli.Terminated):
-        with cli.stopping_gently(lambda: stops.append(steps)):
-            while not stops and steps < 1000:
-                steps += 1
-                if steps == 3:
-                    os.kill(os.getpid(), signal.SIGTERM)
+    with pytest.raises(cli.Terminated), cli.stopping_gently(lambda: stops.append(steps)):
+        while not stops and steps < 1000:
+            steps += 1
+            if steps == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
     assert stops == [3]  # the loop ran on to its own check, nothing was raised inside it
     assert signal.getsignal(signal.SIGTERM) is not None  # handlers restored
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_second_signal_is_delivered_at_once():
-    with pytest.raises(KeyboardInterrupt) as caught:
-        with cli.stopping_gently(lambda: None):
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-            pytest.fail("the second Ctrl-C should have interrupted the block")
+    with pytest.raises(KeyboardInterrupt) as caught, cli.stopping_gently(lambda: None):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        pytest.fail("the second Ctrl-C should have interrupted the block")
     assert not isinstance(caught.value, cli.Terminated)
 
 
@@ -40,9 +38,8 @@ def test_no_signal_no_exception():
 
 def test_committing_holds_a_signal_until_the_outputs_are_written(tmp_path):
     written = []
-    with pytest.raises(cli.Terminated):
-        with cli.committing():
-            os.kill(os.getpid(), signal.SIGTERM)
-            written.append("a")
-            written.append("b")
+    with pytest.raises(cli.Terminated), cli.committing():
+        os.kill(os.getpid(), signal.SIGTERM)
+        written.append("a")
+        written.append("b")
     assert written == ["a", "b"]

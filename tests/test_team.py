@@ -323,7 +323,20 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
         assert [m["step"] for m in history["metrics"]] == [1], label
         files = {f["path"] for f in api.get("artifacts/list", run_id=run_id).get("files", [])}
         assert "history.csv" in files, (label, files)
-    params = {rid: {p["key"]: p["value"] for p in runs[rid]["data"]["params"]} for rid in runs}
+    # Each execution is one parent run on the server (the concurrent ones apart).
+    parents = {}
+    for label, run_id in trained.items():
+        tags = {t["key"]: t["value"] for t in runs[run_id]["data"].get("tags", [])}
+        parents[label] = tags["mlflow.parentRunId"]
+        assert parents[label] in runs, f"{label}: parent run {parents[label]} missing"
+    assert len({parents[f"baseline {m}"] for m in MODELS}) == 1, parents
+    assert (
+        len({parents["a-lr3 cnn_small"], parents["b-lr cnn_small"], parents["baseline cnn"]}) == 3
+    )
+    params = {
+        rid: {p["key"]: p["value"] for p in run["data"].get("params", [])}
+        for rid, run in runs.items()
+    }
     assert params[trained["a-lr3 cnn_small"]]["learning_rate"] == "0.003"
     assert params[trained["b-lr cnn_small"]]["learning_rate"] == "0.002"
     registered = assert_registered_models_have_versions(api, expect_models=True)

@@ -57,8 +57,37 @@ EVAL_DIR = REPORTS_DIR / "evaluate"
 CONV_DIR = FIGURES_DIR / "convolutions"
 
 
+# What evaluate writes across models (DVC metrics, run ids, input digests, claims, tables).
+EVAL_METRICS = EVAL_DIR / "metrics.json"
+EVAL_TIMING = EVAL_DIR / "timing.json"  # inference throughput: tracked, not DVC metrics
+EVAL_RUNS = EVAL_DIR / "runs.json"
+EVAL_CLAIMS = EVAL_DIR / "claims.json"
+EVAL_INPUTS = EVAL_DIR / "inputs.json"  # digests of what evaluate read (the gate checks them)
+COMPARISON_MD = REPORTS_DIR / "comparison.md"
+COMPARISON_CSV = REPORTS_DIR / "comparison.csv"
+# Figures of the trained networks, and the index of a figure folder (what each file shows).
+NETWORK_DIR = FIGURES_DIR / "network"
+FIGURES_INDEX = "index.json"
+CONV_SUMMARY = CONV_DIR / "summary.json"
+REPORT_HTML = REPORTS_DIR / "index.html"
+
+
 def model_path(name: str) -> Path:
     return MODELS_DIR / f"{name}.keras"
+
+
+def eval_dir(name: str) -> Path:
+    """One model's evaluation files (the EVAL_FILES)."""
+    return EVAL_DIR / name
+
+
+# Per model under eval_dir(name): the test predictions (DVC's confusion plot), the confusion
+# matrix, per-class precision/recall/F1 and the most confidently wrong test images.
+PREDICTIONS = "predictions.csv"
+CONFUSION = "confusion.json"
+PER_CLASS = "per_class.json"
+WRONG = "wrong.json"
+EVAL_FILES = (PREDICTIONS, CONFUSION, PER_CLASS, WRONG)
 
 
 def history_path(name: str) -> Path:

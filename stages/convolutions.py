@@ -36,8 +36,6 @@ def convolve(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 log = logging.getLogger(__name__)
 
-SUMMARY_NAME = "summary.json"
-
 
 # --------------------------------------------------------------------------------------
 # Numbers
@@ -318,13 +316,13 @@ def main() -> None:
         with cli.committing():
             for name, data in pngs.items():
                 files.write_bytes(config.CONV_DIR / name, data)
-            files.write_json(config.CONV_DIR / SUMMARY_NAME, summary)
+            files.write_json(config.CONV_SUMMARY, summary)
     log.info(
         "%d figures (%s, %d dpi) and %s -> %s",
         len(pngs),
         params.report.lang,
         params.report.dpi,
-        SUMMARY_NAME,
+        config.CONV_SUMMARY.name,
         config.CONV_DIR,
     )
 

@@ -29,11 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import cli, files, fingerprint, tracking
+from stages import cli, config, files, fingerprint, tracking
 from stages.config import (
-    EVAL_DIR,
     PROCESSED_MNIST,
-    REPORTS_DIR,
     EvaluateConfig,
     Params,
     history_path,
@@ -54,17 +52,8 @@ log = logging.getLogger(__name__)
 # confidently wrong answer costs -log(1e-7) ~ 16.1 rather than infinity.
 EPS = 1e-7
 
-METRICS_FILE = EVAL_DIR / "metrics.json"
-# Inference throughput per model: a measurement, tracked but kept out of the DVC metrics.
-TIMING_FILE = EVAL_DIR / "timing.json"
-RUNS_FILE = EVAL_DIR / "runs.json"
-CLAIMS_FILE = EVAL_DIR / "claims.json"
-COMPARISON_MD = REPORTS_DIR / "comparison.md"
-COMPARISON_CSV = REPORTS_DIR / "comparison.csv"
-# Written under reports/evaluate/<model>/ (dvc.yaml declares each; predictions.csv as a plot).
-PER_MODEL_FILES = ("predictions.csv", "confusion.json", "per_class.json", "wrong.json")
 # The per-model files also logged to MLflow (predictions.csv is large and adds nothing).
-MLFLOW_ARTIFACTS = ("confusion.json", "per_class.json", "wrong.json")
+MLFLOW_ARTIFACTS = (config.CONFUSION, config.PER_CLASS, config.WRONG)
 
 TEST_DATASET = "mnist-test"  # the MLflow dataset the test metrics are computed on
 # Names of the test metrics in MLflow (in the parent run as "<model>/<name>").
@@ -84,10 +73,6 @@ EARLY_EPOCHS = 3
 class EvaluationError(RuntimeError):
     """An input of the evaluate stage is missing or malformed (the message says which and how
     to fix it)."""
-
-
-def model_eval_dir(name: str) -> Path:
-    return EVAL_DIR / name
 
 
 # --------------------------------------------------------------------------------------
@@ -704,11 +689,11 @@ def evaluate_model(
     model = keras.saving.load_model(model_path(name), compile=False)
     proba, images_per_s = timed_predict(model, x, cfg.batch_size)
     metrics = classification_metrics(y, proba)
-    out = model_eval_dir(name)
-    outputs.add_text(out / "predictions.csv", predictions_csv(y, proba))
-    outputs.add_json(out / "confusion.json", metrics["confusion"])
-    outputs.add_json(out / "per_class.json", per_class_table(metrics))
-    outputs.add_json(out / "wrong.json", most_confident_wrong(y, proba, cfg.n_wrong))
+    out = config.eval_dir(name)
+    outputs.add_text(out / config.PREDICTIONS, predictions_csv(y, proba))
+    outputs.add_json(out / config.CONFUSION, metrics["confusion"])
+    outputs.add_json(out / config.PER_CLASS, per_class_table(metrics))
+    outputs.add_json(out / config.WRONG, most_confident_wrong(y, proba, cfg.n_wrong))
     entry = metrics_entry(metrics) | timing_entry(images_per_s)
     row = ComparisonRow(
         model=name,
@@ -754,12 +739,12 @@ def run_stage(params: Params, uri: str) -> None:
         rows.append(row)
     claims = judge_claims(rows, {name: t.val_history for name, t in train.items()})
     outputs.add_json(
-        TIMING_FILE,
+        config.EVAL_TIMING,
         {name: timing_entry(e["inference_images_per_s"]) for name, e in entries.items()},
     )
-    outputs.add_text(COMPARISON_CSV, comparison_csv(rows))
-    outputs.add_text(COMPARISON_MD, comparison_markdown(rows, claims))
-    outputs.add_json(CLAIMS_FILE, claims_json(claims))
+    outputs.add_text(config.COMPARISON_CSV, comparison_csv(rows))
+    outputs.add_text(config.COMPARISON_MD, comparison_markdown(rows, claims))
+    outputs.add_json(config.EVAL_CLAIMS, claims_json(claims))
     for c in claims:
         log.info("Claim %s: %s", c.id, c.verdict)
 
@@ -772,17 +757,17 @@ def run_stage(params: Params, uri: str) -> None:
             {name: train[name].run_info for name in names},
             {name: mlflow_metrics(entries[name]) for name in names},
             {
-                name: [Path(tmp) / model_eval_dir(name) / f for f in MLFLOW_ARTIFACTS]
+                name: [Path(tmp) / config.eval_dir(name) / f for f in MLFLOW_ARTIFACTS]
                 for name in names
             },
-            [Path(tmp) / COMPARISON_MD, Path(tmp) / CLAIMS_FILE],
+            [Path(tmp) / config.COMPARISON_MD, Path(tmp) / config.EVAL_CLAIMS],
             x,
             y,
         )
-    outputs.add_json(RUNS_FILE, {name: asdict(run) for name, run in logged.items()})
-    outputs.add_json(fingerprint.INPUTS_FILE, inputs)
+    outputs.add_json(config.EVAL_RUNS, {name: asdict(run) for name, run in logged.items()})
+    outputs.add_json(config.EVAL_INPUTS, inputs)
     quality = {name: {"test": entry["test"]} for name, entry in entries.items()}
-    outputs.add_json(METRICS_FILE, metrics_json(quality))
+    outputs.add_json(config.EVAL_METRICS, metrics_json(quality))
     with cli.committing():
         outputs.commit()
 

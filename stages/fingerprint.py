@@ -1,6 +1,6 @@
 """What the evaluation metrics belong to: digests of the evaluated inputs, recorded beside them.
 
-The evaluate stage writes :data:`INPUTS_FILE` with the SHA-256 of every model file and of the
+The evaluate stage writes ``config.EVAL_INPUTS`` with the SHA-256 of every model file and of the
 processed data it evaluated, and the params sections that produced them. The gate recomputes
 the same from the workspace and refuses metrics whose inputs changed since (a model retrained,
 params edited without ``dvc repro``, metrics left by another run), naming the stage to rerun.
@@ -14,7 +14,6 @@ from typing import Any
 
 from stages import config, files
 
-INPUTS_FILE = config.EVAL_DIR / "inputs.json"
 # The params sections the evaluated models depend on (data is covered by the data digest).
 PARAM_SECTIONS = ("preprocess", "seed", "train", "models", "evaluate")
 

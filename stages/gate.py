@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import fingerprint, tracking
+from stages import config, fingerprint, tracking
 from stages.config import (
     PARAMS_FILE,
     ConfigError,
@@ -52,7 +52,6 @@ from stages.config import (
     load_params,
     run_info_path,
 )
-from stages.evaluate import METRICS_FILE
 from stages.files import read_json
 
 log = logging.getLogger(__name__)
@@ -257,7 +256,7 @@ def checked_versions(results: Sequence[Result]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="%(default)s")
+    parser.add_argument("--metrics", type=Path, default=config.EVAL_METRICS, help="%(default)s")
     parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="%(default)s")
     parser.add_argument(
         "--baseline",
@@ -287,12 +286,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         metrics = read_json(args.metrics)
         if not isinstance(metrics, Mapping):
             raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
-        inputs = args.inputs or args.metrics.with_name(fingerprint.INPUTS_FILE.name)
+        inputs = args.inputs or args.metrics.with_name(config.EVAL_INPUTS.name)
         stale = [] if args.no_staleness_check else staleness(params, inputs)
         if not stale:
             thresholds = params.thresholds
             baseline = (
-                committed_metrics(args.baseline, METRICS_FILE) if thresholds.max_drop else None
+                committed_metrics(args.baseline, config.EVAL_METRICS)
+                if thresholds.max_drop
+                else None
             )
             results = check(metrics, thresholds, baseline, args.baseline)
     except (GateConfigError, OSError, ValueError) as exc:

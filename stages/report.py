@@ -27,16 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stages import cli, config, drawpad, files, tracking
-from stages.visualize import EVAL_RUNS, INDEX_NAME, NETWORK_DIR
 
 if TYPE_CHECKING:
     import keras
 
 log = logging.getLogger(__name__)
 
-REPORT_HTML = config.REPORTS_DIR / "index.html"
-COMPARISON_CSV = config.REPORTS_DIR / "comparison.csv"
-CLAIMS_JSON = config.EVAL_DIR / "claims.json"
 
 # The convolution stage's figures, in the notebook's order (file stems under CONV_DIR).
 CONV_FIGURES = (
@@ -939,13 +935,15 @@ def read_conv_figures(directory: Path = config.CONV_DIR) -> list[tuple[str, byte
     return [(s, (directory / f"{s}.png").read_bytes()) for s in CONV_FIGURES]
 
 
-def read_network_figures(directory: Path = NETWORK_DIR) -> list[NetworkFigure]:
-    index = files.read_json(_need(directory / INDEX_NAME, "dvc repro visualize"))
+def read_network_figures(directory: Path = config.NETWORK_DIR) -> list[NetworkFigure]:
+    index = files.read_json(_need(directory / config.FIGURES_INDEX, "dvc repro visualize"))
     out = []
     for entry in index.get("figures", []):
         path = directory / entry["file"]
         if not path.exists():
-            raise ReportError(f"{path} is listed in {INDEX_NAME} but missing: rerun visualize.")
+            raise ReportError(
+                f"{path} is listed in {config.FIGURES_INDEX} but missing: rerun visualize."
+            )
         out.append(
             NetworkFigure(
                 entry["file"], entry["kind"], tuple(entry.get("models", ())), path.read_bytes()
@@ -954,7 +952,7 @@ def read_network_figures(directory: Path = NETWORK_DIR) -> list[NetworkFigure]:
     return out
 
 
-def read_comparison(path: Path = COMPARISON_CSV) -> list[dict[str, str]]:
+def read_comparison(path: Path = config.COMPARISON_CSV) -> list[dict[str, str]]:
     with open(_need(path, "dvc repro evaluate"), newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
@@ -985,9 +983,9 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
         network_figures=read_network_figures(),
         summaries=model_summaries(names),
         comparison=read_comparison(),
-        claims=files.read_json(_need(CLAIMS_JSON, "dvc repro evaluate")),
+        claims=files.read_json(_need(config.EVAL_CLAIMS, "dvc repro evaluate")),
         sources=files.read_json(_need(config.RAW_SOURCES, "dvc repro download")),
-        runs=files.read_json(_need(EVAL_RUNS, "dvc repro evaluate")),
+        runs=files.read_json(_need(config.EVAL_RUNS, "dvc repro evaluate")),
         params_text=params_path.read_text(encoding="utf-8"),
         provenance={**tracking.provenance_tags(), "keras": importlib.metadata.version("keras")},
     )
@@ -1004,11 +1002,11 @@ def main() -> None:
             page = build_html(inputs, params.report.lang)
         except (ReportError, drawpad.PadError, OSError, ValueError, KeyError) as exc:
             raise cli.StageError(str(exc)) from exc
-        files.write_text(REPORT_HTML, page)
+        files.write_text(config.REPORT_HTML, page)
     n_figures = len(inputs.conv_figures) + len(inputs.network_figures)
     log.info(
         "%s: %d figures, %d models, %.1f MB (%s)",
-        REPORT_HTML,
+        config.REPORT_HTML,
         n_figures,
         len(inputs.summaries),
         len(page.encode("utf-8")) / 1e6,

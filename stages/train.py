@@ -309,11 +309,6 @@ def history_csv(rows: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
-def deterministic_history(rows: list[dict[str, float]]) -> list[dict[str, float]]:
-    """The history without wall-clock columns: what two identical runs must share."""
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
-
-
 def metrics_summary(result: TrainResult, n_params: int) -> dict[str, Any]:
     """The DVC metrics of one training: only numbers an identical rerun reproduces exactly."""
     last = result.history[-1]

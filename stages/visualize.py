@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NETWORK_DIR = config.FIGURES_DIR / "network"
-INDEX_NAME = "index.json"
-EVAL_METRICS = config.EVAL_DIR / "metrics.json"
-EVAL_RUNS = config.EVAL_DIR / "runs.json"
 # Artifact folder of the figures inside each MLflow run.
 MLFLOW_DIR = "figures"
 EVALUATE_LINK = "evaluate"  # the parent-run tag naming the evaluation the figures read
@@ -529,25 +525,25 @@ def read_model_results(
     train_fix = f"dvc repro train@{name}"
     history = read_history(_need(config.history_path(name), train_fix))
     train_metrics = files.read_json(_need(config.train_metrics_path(name), train_fix))
-    eval_dir = config.EVAL_DIR / name
+    eval_dir = config.eval_dir(name)
     confusion = np.asarray(
-        files.read_json(_need(eval_dir / "confusion.json", "dvc repro evaluate"))
+        files.read_json(_need(eval_dir / config.CONFUSION, "dvc repro evaluate"))
     )
-    wrong = files.read_json(_need(eval_dir / "wrong.json", "dvc repro evaluate"))
+    wrong = files.read_json(_need(eval_dir / config.WRONG, "dvc repro evaluate"))
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
         raise VisualizeError(
-            f"{eval_dir / 'confusion.json'}: expected a square matrix, got shape "
+            f"{eval_dir / config.CONFUSION}: expected a square matrix, got shape "
             f"{confusion.shape}; rerun `dvc repro evaluate`."
         )
     if name not in eval_metrics:
         raise VisualizeError(
-            f"{EVAL_METRICS} has no entry for {name!r}: rerun `dvc repro evaluate`."
+            f"{config.EVAL_METRICS} has no entry for {name!r}: rerun `dvc repro evaluate`."
         )
     indices = [int(w["index"]) for w in wrong]
     bad = [i for i in indices if not 0 <= i < len(x_test)]
     if bad:
         raise VisualizeError(
-            f"{eval_dir / 'wrong.json'}: test indices {bad[:5]} outside the {len(x_test)} test "
+            f"{eval_dir / config.WRONG}: test indices {bad[:5]} outside the {len(x_test)} test "
             "images: rerun `dvc repro evaluate` on the current data."
         )
     try:
@@ -599,7 +595,7 @@ def upstream_runs(names: Sequence[str]) -> dict[str, str]:
             run_id = files.read_json(config.run_info_path(name)).get("run_id")
             if run_id:
                 out[name] = str(run_id)
-    evaluated = files.read_json(EVAL_RUNS) if EVAL_RUNS.exists() else {}
+    evaluated = files.read_json(config.EVAL_RUNS) if config.EVAL_RUNS.exists() else {}
     parents = {str(r.get("parent_run_id")) for r in evaluated.values() if r.get("parent_run_id")}
     if len(parents) == 1:
         out[EVALUATE_LINK] = parents.pop()
@@ -653,7 +649,7 @@ def main() -> None:
         names = list(params.models)
         lang, n_images = params.report.lang, params.report.n_feature_images
         try:
-            eval_metrics = files.read_json(_need(EVAL_METRICS, "dvc repro evaluate"))
+            eval_metrics = files.read_json(_need(config.EVAL_METRICS, "dvc repro evaluate"))
             images, labels, x_test = load_processed(n_images)
             results = {name: read_model_results(name, eval_metrics, x_test) for name in names}
             del x_test
@@ -668,9 +664,9 @@ def main() -> None:
             raise cli.StageError(str(exc)) from exc
         entries = [entry for entry, _ in figures]
         index = json.dumps(index_json(entries, lang), indent=2, ensure_ascii=False) + "\n"
-        contents[INDEX_NAME] = index.encode("utf-8")
+        contents[config.FIGURES_INDEX] = index.encode("utf-8")
         # The new folder is filled and logged to MLflow first, then swapped in whole.
-        with cli.committing(), files.atomic_dir(NETWORK_DIR) as staged:
+        with cli.committing(), files.atomic_dir(config.NETWORK_DIR) as staged:
             write_outputs_into(staged, contents)
             parent = log_figures(
                 uri,
@@ -679,7 +675,11 @@ def main() -> None:
                 [staged / entry.file for entry in entries],
             )
         log.info(
-            "%d figures (%s, %d dpi) -> %s", len(entries), lang, params.report.dpi, NETWORK_DIR
+            "%d figures (%s, %d dpi) -> %s",
+            len(entries),
+            lang,
+            params.report.dpi,
+            config.NETWORK_DIR,
         )
         log.info("figures logged to MLflow run %s", parent)
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from stages import config
 from stages import evaluate as ev
 from stages.config import ROOT
 from stages.files import read_json, write_json, write_npz
@@ -418,13 +419,13 @@ def test_dvc_metrics_diff(tmp_path):
     dvc = [sys.executable, "-m", "dvc"]
     _run(["git", "init", "-q"], tmp_path)
     _run([*dvc, "init", "-q"], tmp_path)
-    (tmp_path / "dvc.yaml").write_text(f"metrics:\n  - {ev.METRICS_FILE.as_posix()}\n")
+    (tmp_path / "dvc.yaml").write_text(f"metrics:\n  - {config.EVAL_METRICS.as_posix()}\n")
     y = np.array([0, 1, 1, 0])
     good = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
 
     def commit(proba: np.ndarray, message: str) -> None:
         entry = ev.metrics_entry(ev.classification_metrics(y, proba))
-        ev.write_metrics(tmp_path / ev.METRICS_FILE, {"cnn": entry, "mlp": entry})
+        ev.write_metrics(tmp_path / config.EVAL_METRICS, {"cnn": entry, "mlp": entry})
         _run(["git", "add", "-A"], tmp_path)
         _run(["git", "commit", "-q", "-m", message], tmp_path)
 
@@ -432,6 +433,6 @@ def test_dvc_metrics_diff(tmp_path):
     commit(good[[0, 1, 2, 2]], "last image now wrong")  # accuracy 1.0 -> 0.75
 
     diff = json.loads(_run([*dvc, "metrics", "diff", "HEAD~1", "--json"], tmp_path))
-    cnn = diff[ev.METRICS_FILE.as_posix()]["cnn.test.accuracy"]
+    cnn = diff[config.EVAL_METRICS.as_posix()]["cnn.test.accuracy"]
     assert cnn == {"old": 1.0, "new": 0.75, "diff": -0.25}
-    assert "mlp.test.accuracy" in diff[ev.METRICS_FILE.as_posix()]
+    assert "mlp.test.accuracy" in diff[config.EVAL_METRICS.as_posix()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,21 +13,59 @@ from stages import config
 from tests.conftest import ROOT, SUBSET, run, write_params
 
 
-def test_dvc_yaml_paths_match_config():
-    """dvc.yaml and stages/config.py name the same files (one source of truth, checked)."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert str(config.RAW_MNIST) in stages["download"]["outs"]
-    assert str(config.RAW_IMAGE_DIR) in stages["download"]["outs"]
-    assert str(config.PROCESSED_MNIST) in stages["preprocess"]["outs"]
-    assert str(config.PROCESSED_MNIST) in stages["train"]["do"]["deps"]
-    train_outs = json.dumps(stages["train"]["do"])
-    for path in (
-        config.model_path("${key}"),
-        config.history_path("${key}"),
-        config.train_metrics_path("${key}"),
-        config.run_info_path("${key}"),
-    ):
-        assert str(path) in train_outs
+def registry_paths(models: list[str]) -> set[str]:
+    """Every file and folder stages/config.py names, for these models."""
+    named = {str(v) for v in vars(config).values() if isinstance(v, Path) and not v.is_absolute()}
+    for name in models:
+        named |= {
+            str(config.model_path(name)),
+            str(config.history_path(name)),
+            str(config.train_metrics_path(name)),
+            str(config.train_timing_path(name)),
+            str(config.run_info_path(name)),
+            *(str(config.eval_dir(name) / f) for f in config.EVAL_FILES),
+        }
+    return named
+
+
+def dvc_yaml_paths() -> dict[str, set[str]]:
+    """The data paths of each stage of dvc.yaml (deps, outs, metrics, plots), foreach expanded;
+    source files (stages/*.py) and params left out."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    models = list(config.load_params(ROOT / "params.yaml").models)
+    found: dict[str, set[str]] = {}
+    for name, stage in spec["stages"].items():
+        keys = models if "foreach" in stage else [None]
+        body = stage.get("do", stage)
+        for key in keys:
+            paths = set()
+            for section in ("deps", "outs", "metrics", "plots"):
+                for entry in body.get(section, []):
+                    path = next(iter(entry)) if isinstance(entry, dict) else entry
+                    if key is not None:
+                        path = path.replace("${key}", key)
+                    if not path.startswith("stages/"):
+                        paths.add(path)
+            found[f"{name}@{key}" if key else name] = paths
+    found["plots"] = {p for plot in spec["plots"] for y in plot.values() for p in y["y"]}
+    return found
+
+
+def test_every_path_in_dvc_yaml_is_named_in_config():
+    """dvc.yaml and stages/config.py name the same files: one registry, checked both ways
+    (every stage, every model)."""
+    models = list(config.load_params(ROOT / "params.yaml").models)
+    named = registry_paths(models)
+    used = dvc_yaml_paths()
+    for stage, paths in used.items():
+        assert paths <= named, f"{stage}: {sorted(paths - named)} not named in stages/config.py"
+    declared = {Path(p) for p in set().union(*used.values())}
+
+    def covered(path: Path) -> bool:  # declared, a folder above one, or inside a declared folder
+        return any(path == d or path in d.parents or d in path.parents for d in declared)
+
+    unused = sorted(p for p in named if not covered(Path(p)))
+    assert unused == [], f"named in stages/config.py but in no stage of dvc.yaml: {unused}"
 
 
 def test_every_stage_depends_on_its_module_and_imports():

@@ -83,19 +83,19 @@ def write_fake_inputs(root: Path) -> None:
     """Small but consistent upstream outputs: 8 + 4 figures, table, claims, sources, runs."""
     for k, stem in enumerate(rp.CONV_FIGURES):
         write_bytes(root / config.CONV_DIR / f"{stem}.png", png((30 * k, 0, 0)))
-    net = root / vis.NETWORK_DIR
+    net = root / config.NETWORK_DIR
     for k, (file, _, _) in enumerate(NETWORK):
         write_bytes(net / file, png((0, 60 * k, 0)))
     figures = [{"file": f, "kind": kind, "models": m} for f, kind, m in NETWORK]
-    write_json(net / vis.INDEX_NAME, {"lang": "es", "figures": figures})
+    write_json(net / config.FIGURES_INDEX, {"lang": "es", "figures": figures})
     write_text(
-        root / rp.COMPARISON_CSV,
+        root / config.COMPARISON_CSV,
         "model,params,epochs,train_seconds,train_samples_per_s,val_accuracy,test_accuracy,"
         "test_loss,inference_images_per_s\n"
         "cnn,700000,20,812.345,26585.2,0.99183,0.991,0.0301,15000.4\n"
         "mlp,669706,10,100.0,54000.0,0.9801,0.98,0.07,40000.0\n",
     )
-    write_json(root / rp.CLAIMS_JSON, CLAIMS)
+    write_json(root / config.EVAL_CLAIMS, CLAIMS)
     write_json(
         root / config.RAW_SOURCES,
         {
@@ -126,7 +126,7 @@ def write_fake_inputs(root: Path) -> None:
         },
     )
     write_json(
-        root / vis.EVAL_RUNS,
+        root / config.EVAL_RUNS,
         {
             "cnn": {"run_id": "a" * 32, "experiment": "intro-cnn", "restored": False},
             "mlp": {"run_id": "b" * 32, "experiment": "intro-cnn", "restored": True},
@@ -143,12 +143,12 @@ def fake_inputs(root: Path) -> rp.ReportInputs:
     ]
     return rp.ReportInputs(
         conv_figures=rp.read_conv_figures(root / config.CONV_DIR),
-        network_figures=rp.read_network_figures(root / vis.NETWORK_DIR),
+        network_figures=rp.read_network_figures(root / config.NETWORK_DIR),
         summaries={"cnn": layers, "mlp": layers[:1]},
-        comparison=rp.read_comparison(root / rp.COMPARISON_CSV),
-        claims=read_json(root / rp.CLAIMS_JSON),
+        comparison=rp.read_comparison(root / config.COMPARISON_CSV),
+        claims=read_json(root / config.EVAL_CLAIMS),
         sources=read_json(root / config.RAW_SOURCES),
-        runs=read_json(root / vis.EVAL_RUNS),
+        runs=read_json(root / config.EVAL_RUNS),
         params_text=(root / "params.yaml").read_text(),
         provenance={"git_commit": COMMIT, "git_dirty": "true", "python": "3.11.9"},
     )
@@ -297,15 +297,15 @@ def test_missing_inputs_fail_with_the_fix(tmp_path, monkeypatch, caplog):
         rp.main()
     assert exc.value.code == 1
     assert "01_random_walk.png" in caplog.text and "dvc repro convolutions" in caplog.text
-    assert not rp.REPORT_HTML.exists()
+    assert not config.REPORT_HTML.exists()
 
     write_fake_inputs(tmp_path)
     write_text(tmp_path / "params.yaml", (ROOT / "params.yaml").read_text())
-    (tmp_path / vis.NETWORK_DIR / "confusion_mlp.png").unlink()
+    (tmp_path / config.NETWORK_DIR / "confusion_mlp.png").unlink()
     with pytest.raises(SystemExit):
         rp.main()
     assert "confusion_mlp.png is listed in index.json but missing" in caplog.text
-    assert not rp.REPORT_HTML.exists()
+    assert not config.REPORT_HTML.exists()
 
 
 # --------------------------------------------------------------------------------------
@@ -335,17 +335,17 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
 
     rp.main()
 
-    page = rp.REPORT_HTML.read_text(encoding="utf-8")
-    index = read_json(vis.NETWORK_DIR / vis.INDEX_NAME)
+    page = config.REPORT_HTML.read_text(encoding="utf-8")
+    index = read_json(config.NETWORK_DIR / config.FIGURES_INDEX)
     assert page.count('<img src="data:image/png;base64,') == 8 + len(index["figures"]) == 25
-    net = [(vis.NETWORK_DIR / f["file"]).read_bytes() for f in index["figures"]]
+    net = [(config.NETWORK_DIR / f["file"]).read_bytes() for f in index["figures"]]
     assert set(embedded_images(page)[8:]) == set(net)
     assert external_references(page) == []
     assert 'class="warning"' not in page
     for name in ("cnn", "cnn_small", "cnn_small_bn", "mlp"):
         assert f"{name}: " in page and " parámetros</caption>" in page
     assert rp.esc(rp.text("total_params", "es", model="cnn_small", n="14\u202f178")) in page
-    for run in read_json(vis.EVAL_RUNS).values():
+    for run in read_json(config.EVAL_RUNS).values():
         assert run["run_id"] in page
     assert tracking.provenance_tags()["git_commit"] in page
     assert page.count('<div class="claim ') == 2
@@ -355,7 +355,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
 
     # Rerun: the same page (nothing time-dependent in it).
     rp.main()
-    assert rp.REPORT_HTML.read_text(encoding="utf-8") == page
+    assert config.REPORT_HTML.read_text(encoding="utf-8") == page
 
 
 # --------------------------------------------------------------------------------------
@@ -382,7 +382,7 @@ def test_check_script_skips_without_chromium(tmp_path):
 )
 def test_check_script_renders_a_screenshot(tmp_path):
     page = rp.build_html(fake_inputs(tmp_path), "es")
-    write_text(tmp_path / rp.REPORT_HTML, page)
+    write_text(tmp_path / config.REPORT_HTML, page)
     out = subprocess.run(
         ["bash", str(SCRIPT)],
         cwd=tmp_path,

@@ -59,10 +59,6 @@ def test_metrics_summary_uses_the_last_epoch():
     assert timing == {"wall_seconds": 3.0, "samples_per_second": 600.0, "epoch_seconds": [1.5, 1.2]}
 
 
-def test_deterministic_history_drops_only_wall_clock():
-    assert all("seconds" not in r and len(r) == 5 for r in train.deterministic_history(ROWS))
-
-
 def test_saved_model_bytes_depend_only_on_the_model(tmp_path):
     """Same weights, saved at different times: identical files (Keras alone stamps the date
     into metadata.json and the weights member, so its own saves differ)."""

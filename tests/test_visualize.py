@@ -337,7 +337,7 @@ def test_main_without_evaluate_outputs_fails_cleanly(tmp_path, monkeypatch, capl
         vis.main()
     assert exc.value.code == 1
     assert "reports/evaluate/metrics.json not found: run `dvc repro evaluate` first" in caplog.text
-    assert not (tmp_path / vis.NETWORK_DIR).exists()
+    assert not (tmp_path / config.NETWORK_DIR).exists()
 
 
 def build_project(
@@ -414,12 +414,12 @@ def test_main_end_to_end(mlflow_uri, tmp_path, subset, caplog):
 
     vis.main()
 
-    out = tmp_path / vis.NETWORK_DIR
-    index = read_json(out / vis.INDEX_NAME)
+    out = tmp_path / config.NETWORK_DIR
+    index = read_json(out / config.FIGURES_INDEX)
     assert index["lang"] == "en"
     listed = [f["file"] for f in index["figures"]]
     assert len(listed) == 17
-    assert sorted(p.name for p in out.iterdir()) == sorted([*listed, vis.INDEX_NAME])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*listed, config.FIGURES_INDEX])
     for name in listed:
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] >= 200

@@ -48,7 +48,7 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
     config.PROCESSED_MNIST.parent.mkdir(parents=True)
     config.PROCESSED_MNIST.write_bytes(b"processed data")
     write_json(config.EVAL_DIR / "metrics.json", METRICS)
-    write_json(fingerprint.INPUTS_FILE, fingerprint.fingerprint(params))
+    write_json(config.EVAL_INPUTS, fingerprint.fingerprint(params))
     return tmp_path
 
 
@@ -92,7 +92,7 @@ def test_changed_data_and_missing_model_are_named(evaluated: Path):
 
 
 def test_metrics_without_digests_are_refused(evaluated: Path):
-    fingerprint.INPUTS_FILE.unlink()
+    config.EVAL_INPUTS.unlink()
     outcome = spawn(["stages.gate"], evaluated)
     report("gate, metrics without digests", outcome, "no output")
     assert outcome.code == 1 and "inputs.json not found" in outcome.stderr

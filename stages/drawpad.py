@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from stages import digits
+from stages import digits, i18n
 
 PAD_MODEL = "cnn"  # the network the pad runs
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -37,48 +37,6 @@ DATA_ID = "pad-model"
 # Keras layer classes the page's forward pass implements, with the options it supports.
 SUPPORTED = ("InputLayer", "Conv2D", "MaxPooling2D", "Flatten", "Dense")
 ACTIVATIONS = ("linear", "relu", "softmax")
-
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Dibuja un dígito",
-        "intro": (
-            "Dibuja un dígito con el ratón o el dedo. La red cnn de este informe lo clasifica "
-            "en tu navegador, sin conexión: el dibujo se reduce a 28×28 píxeles como en MNIST "
-            "(recortado a la tinta, lado mayor de 20 píxeles, centrado por su centro de masa), "
-            "y cada capa se calcula con un pequeño programa en JavaScript que puedes leer en "
-            "el código de la página. Debajo, los 32 mapas de características de la primera "
-            "convolución y los 32 de la segunda, como en la figura de mapas de características, "
-            "pero en vivo."
-        ),
-        "clear": "Borrar",
-        "input": "Entrada 28×28",
-        "prediction": "Predicción",
-        "probabilities": "Probabilidades",
-        "empty": "Dibuja un dígito en el recuadro.",
-        "maps1": "Primera convolución: 32 mapas de 26×26",
-        "maps2": "Segunda convolución: 32 mapas de 11×11",
-        "canvas": "Área de dibujo",
-    },
-    "en": {
-        "title": "Draw a digit",
-        "intro": (
-            "Draw a digit with the mouse or a finger. This report's cnn network classifies it "
-            "in your browser, offline: the drawing is reduced to 28×28 pixels as in MNIST "
-            "(cropped to the ink, longest side 20 pixels, centred by its centre of mass), and "
-            "every layer is computed by a small JavaScript program you can read in the page's "
-            "source. Below, the 32 feature maps of the first convolution and the 32 of the "
-            "second, as in the feature-map figure, but live."
-        ),
-        "clear": "Clear",
-        "input": "28×28 input",
-        "prediction": "Prediction",
-        "probabilities": "Probabilities",
-        "empty": "Draw a digit in the box.",
-        "maps1": "First convolution: 32 maps of 26×26",
-        "maps2": "Second convolution: 32 maps of 11×11",
-        "canvas": "Drawing area",
-    },
-}
 
 
 class PadError(ValueError):
@@ -180,7 +138,7 @@ def page_data(layers: Sequence[PadLayer], lang: str) -> dict[str, Any]:
         "blankContrast": digits.BLANK_CONTRAST,
         "minInk": digits.MIN_INK,
     }
-    return {"recipe": recipe, "text": TEXT[lang], "layers": out}
+    return {"recipe": recipe, "text": i18n.section("pad", lang), "layers": out}
 
 
 def _json_for_script(data: Mapping[str, Any]) -> str:
@@ -190,7 +148,7 @@ def _json_for_script(data: Mapping[str, Any]) -> str:
 
 def section(layers: Sequence[PadLayer], lang: str, script: str) -> str:
     """The pad's HTML: hidden until the script shows it (so without JS nothing changes)."""
-    t = TEXT[lang]
+    t = i18n.section("pad", lang)
     esc = html.escape
     return (
         f'<section id="{SECTION_ID}" hidden><h2>{esc(t["title"])}</h2>'

@@ -23,13 +23,14 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import cli, config, files, fingerprint, tracking
+from stages import claims, cli, config, files, fingerprint, tracking
+from stages.claims import Claim
 from stages.config import (
     PROCESSED_MNIST,
     EvaluateConfig,
@@ -64,8 +65,6 @@ MLFLOW_METRICS = {
     "inference_images_per_s": ("inference_images_per_s",),
 }
 
-# Verdicts a claim can get.
-HOLDS, PARTLY, DOES_NOT_HOLD, NOT_CHECKED = "holds", "partly holds", "does not hold", "not checked"
 # How many first epochs of validation accuracy measure "how fast it rises".
 EARLY_EPOCHS = 3
 
@@ -290,70 +289,23 @@ class ComparisonRow:
     inference_images_per_s: float
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the notebook checked against the numbers."""
-
-    id: str
-    statement: str
-    # HOLDS, PARTLY, DOES_NOT_HOLD or NOT_CHECKED.
-    verdict: str
-    # Why, in plain words, with the numbers.
-    reason: str
-    # Each part of the claim: True holds, False does not, None could not be checked.
-    parts: Mapping[str, bool | None] = field(default_factory=dict)
-    # The numbers the verdict rests on (for the report to render in its own language).
-    evidence: Mapping[str, float] = field(default_factory=dict)
-
-
-def _verdict(parts: Mapping[str, bool | None]) -> str:
-    checked = [v for v in parts.values() if v is not None]
-    if not checked:
-        return NOT_CHECKED
-    if all(checked):
-        return HOLDS
-    if not any(checked):
-        return DOES_NOT_HOLD
-    return PARTLY
-
-
-def _verdict_sentence(verdict: str, parts: Mapping[str, bool | None]) -> str:
-    if verdict != PARTLY:
-        return f"The claim {verdict}."
-    yes = [k for k, v in parts.items() if v]
-    no = [k for k, v in parts.items() if v is False]
-    hold = "holds" if len(yes) == 1 else "hold"
-    do_not = "does not" if len(no) == 1 else "do not"
-    return f"The claim partly holds: {' and '.join(yes)} {hold}; {' and '.join(no)} {do_not}."
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
+def _english(claim: Claim) -> Claim:
+    """The claim with its English statement and reason, for readers of claims.json."""
+    text = claims.reason(claim, "en") + " " + claims.verdict_sentence(claim, "en")
+    return replace(claim, statement=claims.statement(claim.id, "en"), reason=text)
 
 
 def _claim_cnn_vs_mlp(rows: Mapping[str, ComparisonRow]) -> Claim:
     cid = "cnn_vs_mlp"
-    statement = (
-        "The CNN (cnn) reaches better test accuracy than the dense network (mlp) "
-        "with far fewer parameters (less than half)."
-    )
     missing = [m for m in ("cnn", "mlp") if m not in rows]
     if missing:
-        reason = f"Model(s) {', '.join(missing)} not in params.yaml `models`."
-        return Claim(cid, statement, NOT_CHECKED, reason)
+        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
     cnn, mlp = rows["cnn"], rows["mlp"]
-    better = cnn.test_accuracy > mlp.test_accuracy
     ratio = cnn.params / mlp.params if mlp.params else float("inf")
-    fewer = ratio < 0.5
-    parts = {"better test accuracy": better, "far fewer parameters": fewer}
-    verdict = _verdict(parts)
-    reason = (
-        f"Test accuracy: cnn {cnn.test_accuracy:.4f} vs mlp {mlp.test_accuracy:.4f} "
-        f"({100 * (cnn.test_accuracy - mlp.test_accuracy):+.2f} points; higher: {_yes(better)}). "
-        f"Parameters: cnn {cnn.params:,} vs mlp {mlp.params:,} "
-        f"({100 * ratio:.1f}% of the mlp's; less than half: {_yes(fewer)}). "
-        + _verdict_sentence(verdict, parts)
-    )
+    parts = {
+        "better test accuracy": cnn.test_accuracy > mlp.test_accuracy,
+        "far fewer parameters": ratio < 0.5,
+    }
     evidence = {
         "cnn_test_accuracy": cnn.test_accuracy,
         "mlp_test_accuracy": mlp.test_accuracy,
@@ -361,53 +313,30 @@ def _claim_cnn_vs_mlp(rows: Mapping[str, ComparisonRow]) -> Claim:
         "mlp_params": mlp.params,
         "params_ratio": ratio,
     }
-    return Claim(cid, statement, verdict, reason, parts, evidence)
+    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
 
 
 def _claim_batchnorm(
     rows: Mapping[str, ComparisonRow], histories: Mapping[str, Sequence[float]]
 ) -> Claim:
     cid = "batchnorm"
-    statement = (
-        "Batch normalization improves the small CNN (cnn_small_bn vs cnn_small): higher "
-        "validation and test accuracy, and validation accuracy that rises faster in the "
-        "first epochs."
-    )
     missing = [m for m in ("cnn_small_bn", "cnn_small") if m not in rows]
     if missing:
-        reason = f"Model(s) {', '.join(missing)} not in params.yaml `models`."
-        return Claim(cid, statement, NOT_CHECKED, reason)
+        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
     bn, plain = rows["cnn_small_bn"], rows["cnn_small"]
-    val_better = bn.val_accuracy > plain.val_accuracy
-    test_better = bn.test_accuracy > plain.test_accuracy
     evidence: dict[str, float] = {
         "cnn_small_bn_val_accuracy": bn.val_accuracy,
         "cnn_small_val_accuracy": plain.val_accuracy,
         "cnn_small_bn_test_accuracy": bn.test_accuracy,
         "cnn_small_test_accuracy": plain.test_accuracy,
     }
-    sentences = [
-        f"Validation accuracy: cnn_small_bn {bn.val_accuracy:.4f} vs cnn_small "
-        f"{plain.val_accuracy:.4f} (higher: {_yes(val_better)}).",
-        f"Test accuracy: cnn_small_bn {bn.test_accuracy:.4f} vs cnn_small "
-        f"{plain.test_accuracy:.4f} (higher: {_yes(test_better)}).",
-    ]
     h_bn = list(histories.get("cnn_small_bn", []))
     h_plain = list(histories.get("cnn_small", []))
     k = min(EARLY_EPOCHS, len(h_bn), len(h_plain))
-    faster: bool | None
-    if k == 0:
-        faster = None
-        sentences.append("Early epochs: not checked (a validation history is missing or empty).")
-    else:
+    faster: bool | None = None
+    if k:
         early_bn, early_plain = float(np.mean(h_bn[:k])), float(np.mean(h_plain[:k]))
         faster = early_bn > early_plain
-        epochs = "epoch 1" if k == 1 else f"epochs 1-{k}"
-        sentences.append(
-            f"Validation accuracy over {epochs} (mean): cnn_small_bn {early_bn:.4f} vs cnn_small "
-            f"{early_plain:.4f}; at epoch 1: {h_bn[0]:.4f} vs {h_plain[0]:.4f} "
-            f"(rises faster: {_yes(faster)})."
-        )
         evidence |= {
             "early_epochs": k,
             "cnn_small_bn_early_val_accuracy": early_bn,
@@ -416,13 +345,11 @@ def _claim_batchnorm(
             "cnn_small_epoch1_val_accuracy": float(h_plain[0]),
         }
     parts = {
-        "higher validation accuracy": val_better,
-        "higher test accuracy": test_better,
+        "higher validation accuracy": bn.val_accuracy > plain.val_accuracy,
+        "higher test accuracy": bn.test_accuracy > plain.test_accuracy,
         "faster early rise": faster,
     }
-    verdict = _verdict(parts)
-    reason = " ".join([*sentences, _verdict_sentence(verdict, parts)])
-    return Claim(cid, statement, verdict, reason, parts, evidence)
+    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
 
 
 def judge_claims(
@@ -450,7 +377,7 @@ def comparison_csv(rows: Sequence[ComparisonRow]) -> str:
     return buf.getvalue()
 
 
-def comparison_markdown(rows: Sequence[ComparisonRow], claims: Sequence[Claim]) -> str:
+def comparison_markdown(rows: Sequence[ComparisonRow], judged: Sequence[Claim]) -> str:
     """The comparison table, then each claim with its verdict and the numbers behind it."""
     lines = [
         "# Model comparison",
@@ -466,13 +393,13 @@ def comparison_markdown(rows: Sequence[ComparisonRow], claims: Sequence[Claim]) 
             f"| {r.test_loss:.4f} | {r.inference_images_per_s:,.0f} |"
         )
     lines += ["", "## The notebook's claims, checked", ""]
-    for i, c in enumerate(claims, 1):
+    for i, c in enumerate(judged, 1):
         lines += [f"{i}. **{c.statement}**", "", f"   Verdict: **{c.verdict}**. {c.reason}", ""]
     return "\n".join(lines)
 
 
-def claims_json(claims: Sequence[Claim]) -> list[dict[str, Any]]:
-    return [asdict(c) for c in claims]
+def claims_json(judged: Sequence[Claim]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in judged]
 
 
 # --------------------------------------------------------------------------------------
@@ -737,15 +664,15 @@ def run_stage(params: Params, uri: str) -> None:
     for name in names:
         entries[name], row = evaluate_model(name, train[name], x, y, cfg, outputs)
         rows.append(row)
-    claims = judge_claims(rows, {name: t.val_history for name, t in train.items()})
+    judged = judge_claims(rows, {name: t.val_history for name, t in train.items()})
     outputs.add_json(
         config.EVAL_TIMING,
         {name: timing_entry(e["inference_images_per_s"]) for name, e in entries.items()},
     )
     outputs.add_text(config.COMPARISON_CSV, comparison_csv(rows))
-    outputs.add_text(config.COMPARISON_MD, comparison_markdown(rows, claims))
-    outputs.add_json(config.EVAL_CLAIMS, claims_json(claims))
-    for c in claims:
+    outputs.add_text(config.COMPARISON_MD, comparison_markdown(rows, judged))
+    outputs.add_json(config.EVAL_CLAIMS, claims_json(judged))
+    for c in judged:
         log.info("Claim %s: %s", c.id, c.verdict)
 
     # MLflow before any output is written, from a staging copy of the files it records.

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from stages import files
+from stages import files, i18n
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -25,143 +25,10 @@ if TYPE_CHECKING:
 # matplotlib is imported where figures are made, so a stage can check its params (and fail
 # fast) before paying for it.
 
-LANGS = ("es", "en")
-
-# Every title, axis label and legend entry a figure shows. Spanish follows the notebook.
-LABELS: dict[str, dict[str, str]] = {
-    "es": {
-        # Training curves (visualize stage).
-        "accuracy": "precisión",
-        "loss": "pérdida",
-        "epoch": "época",
-        "val_accuracy": "precisión de validación",
-        "val_loss": "pérdida de validación",
-        "train": "entrenamiento",
-        "val": "validación",
-        "test": "prueba",
-        "model": "modelo",
-        "true_label": "etiqueta real",
-        "predicted_label": "etiqueta predicha",
-        "confusion_matrix": "matriz de confusión",
-        "wrong_predictions": "predicciones erróneas",
-        "feature_maps": "mapas de características",
-        "filters": "filtros",
-        "layer": "capa",
-        "image": "imagen",
-        "probability": "probabilidad",
-        "seconds": "segundos",
-        # Convolution demos.
-        "random_walk_title": "Paseo aleatorio y su versión suavizada",
-        "random_walk": "paseo aleatorio",
-        "smoothed": "suavizado (filtro gaussiano)",
-        "step": "paso",
-        "value": "valor",
-        "gaussian_1d_title": "Filtro gaussiano 1D ({taps} coeficientes, suma 1)",
-        "tap": "coeficiente",
-        "weight": "peso",
-        "image_title": "Imagen original",
-        "gaussian_2d_title": "Filtro gaussiano 2D",
-        "blurred_title": "Imagen suavizada (filtro gaussiano 2D por canal)",
-        "grey_title": "Imagen en escala de grises",
-        "gradient_title": "Filtro de bordes (gradiente horizontal del gaussiano)",
-        "edges_title": "Bordes (convolución con el filtro de gradiente)",
-        "row": "fila",
-        "column": "columna",
-        "intensity": "intensidad",
-        "response": "respuesta",
-        # Network figures (visualize stage).
-        "history_title": "Curvas de entrenamiento de {model}",
-        "history_zoom_title": "Precisión de {model} (eje vertical de 0.9 a 1)",
-        "filters_title": "Filtros aprendidos por {model} (3×3)",
-        "layer_n": "capa {n}",
-        "layer_size": "capa {n}\n{size}",
-        "layer_channel": "capa {layer}\ncanal {channel}",
-        "filter_n": "filtro {n}",
-        "feature_maps_title": "Mapas de características de {model}",
-        "digit": "dígito {label}",
-        "bn_title": "Precisión por época: {plain} frente a {bn}",
-        "curve": "{model}, {split}",
-        "confusion_title": "Matriz de confusión de {model} (prueba)",
-        "images": "imágenes",
-        "wrong_title": "Errores más seguros de {model}",
-        "wrong_item": "real {true}, predicha {pred}\n{prob}",
-        "no_wrong": "ningún error en prueba",
-        "params_title": "Precisión en prueba frente a número de parámetros",
-        "params_axis": "parámetros (escala logarítmica)",
-        "test_accuracy": "precisión en prueba",
-    },
-    "en": {
-        "accuracy": "accuracy",
-        "loss": "loss",
-        "epoch": "epoch",
-        "val_accuracy": "validation accuracy",
-        "val_loss": "validation loss",
-        "train": "training",
-        "val": "validation",
-        "test": "test",
-        "model": "model",
-        "true_label": "true label",
-        "predicted_label": "predicted label",
-        "confusion_matrix": "confusion matrix",
-        "wrong_predictions": "wrong predictions",
-        "feature_maps": "feature maps",
-        "filters": "filters",
-        "layer": "layer",
-        "image": "image",
-        "probability": "probability",
-        "seconds": "seconds",
-        "random_walk_title": "Random walk and its smoothed version",
-        "random_walk": "random walk",
-        "smoothed": "smoothed (Gaussian filter)",
-        "step": "step",
-        "value": "value",
-        "gaussian_1d_title": "1-D Gaussian filter ({taps} taps, sum 1)",
-        "tap": "tap",
-        "weight": "weight",
-        "image_title": "Original image",
-        "gaussian_2d_title": "2-D Gaussian filter",
-        "blurred_title": "Blurred image (2-D Gaussian filter per channel)",
-        "grey_title": "Greyscale image",
-        "gradient_title": "Edge filter (horizontal gradient of the Gaussian)",
-        "edges_title": "Edges (convolution with the gradient filter)",
-        "row": "row",
-        "column": "column",
-        "intensity": "intensity",
-        "response": "response",
-        "history_title": "Training curves of {model}",
-        "history_zoom_title": "Accuracy of {model} (vertical axis from 0.9 to 1)",
-        "filters_title": "Filters learned by {model} (3×3)",
-        "layer_n": "layer {n}",
-        "layer_size": "layer {n}\n{size}",
-        "layer_channel": "layer {layer}\nchannel {channel}",
-        "filter_n": "filter {n}",
-        "feature_maps_title": "Feature maps of {model}",
-        "digit": "digit {label}",
-        "bn_title": "Accuracy per epoch: {plain} vs {bn}",
-        "curve": "{model}, {split}",
-        "confusion_title": "Confusion matrix of {model} (test)",
-        "images": "images",
-        "wrong_title": "Most confident mistakes of {model}",
-        "wrong_item": "true {true}, predicted {pred}\n{prob}",
-        "no_wrong": "no mistakes on the test set",
-        "params_title": "Test accuracy vs number of parameters",
-        "params_axis": "parameters (log scale)",
-        "test_accuracy": "test accuracy",
-    },
-}
-
 
 def label(key: str, lang: str, **fields: Any) -> str:
-    """The text for ``key`` in ``lang``; ``fields`` fill ``{placeholders}`` in it."""
-    if lang not in LABELS:
-        raise KeyError(f"Unknown language {lang!r}: valid ones are {sorted(LABELS)}.")
-    try:
-        text = LABELS[lang][key]
-    except KeyError:
-        raise KeyError(
-            f"No label {key!r} for language {lang!r}: add it to LABELS in stages/plotting.py."
-        ) from None
-    return text.format(**fields) if fields else text
+    """A figure's title, axis label or legend entry in ``lang`` (the ``figures`` texts)."""
+    return i18n.text("figures", key, lang, **fields)
 
 
 # Sizes in inches: at the default 100 dpi a figure is 700 px wide, and 11-12 pt text stays

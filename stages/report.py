@@ -20,13 +20,12 @@ import html
 import importlib.metadata
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages import cli, config, drawpad, files, tracking
+from stages import claims, cli, config, drawpad, files, i18n, tracking
 
 if TYPE_CHECKING:
     import keras
@@ -60,395 +59,6 @@ NETWORK_SECTIONS = (
 # Provenance tags shown, in order (tracking.provenance_tags() plus the Keras version).
 PROVENANCE_KEYS = ("git_commit", "git_dirty", "dvc_exp_name", "python", "keras")
 
-# Every sentence of the page, per language. Captions may use {model}, {plain}, {bn}.
-TEXT: dict[str, dict[str, str]] = {
-    "es": {
-        "title": "Introducción a las redes convolucionales",
-        "subtitle": "Informe reproducible del pipeline DVC + MLflow",
-        "intro": (
-            "Este informe reproduce el cuaderno «Introducción a Redes Convolucionales». "
-            "Primero, la convolución en una y dos dimensiones: suavizado con un filtro "
-            "gaussiano y detección de bordes, con scipy.ndimage.convolve. Después, tres redes "
-            "convolucionales de Keras entrenadas con MNIST (dígitos escritos a mano) y una red "
-            "densa (MLP) como referencia. Todo lo que aparece aquí lo generan las etapas del "
-            "pipeline a partir de params.yaml; cada entrenamiento queda registrado en MLflow."
-        ),
-        "contents": "Contenido",
-        "figure": "Figura",
-        "cap_again": "Como la figura {n}, para {model}.",
-        "sec_conv": "Convoluciones",
-        "conv_intro": (
-            "Una convolución desliza un filtro (una pequeña tabla de pesos) sobre la señal o la "
-            "imagen y, en cada posición, suma los productos de los pesos por los valores que "
-            "cubre. Los bordes se tratan por reflexión, como en el cuaderno."
-        ),
-        "sec_networks": "Redes convolucionales",
-        "networks_intro": (
-            "Las redes aprenden sus propios filtros. cnn usa 32 filtros por capa convolucional, "
-            "cnn_small 8, y cnn_small_bn añade normalización por lotes (batch normalization) a "
-            "cnn_small; mlp es una red densa sin convoluciones."
-        ),
-        "sec_architectures": "Arquitecturas",
-        "sec_training": "Curvas de entrenamiento",
-        "sec_filters": "Filtros aprendidos",
-        "sec_feature_maps": "Mapas de características",
-        "sec_bn": "Normalización por lotes",
-        "sec_confusion": "Matrices de confusión",
-        "sec_wrong": "Errores más seguros",
-        "sec_size": "Precisión y número de parámetros",
-        "sec_comparison": "Comparación de modelos",
-        "sec_claims": "Las afirmaciones del cuaderno, comprobadas",
-        "sec_sources": "Fuentes de datos",
-        "sec_provenance": "Procedencia",
-        "col_layer": "capa",
-        "col_type": "tipo",
-        "col_shape": "forma de salida",
-        "col_params": "parámetros",
-        "total_params": "{model}: {n} parámetros",
-        "col_model": "modelo",
-        "col_epochs": "épocas",
-        "col_train_seconds": "tiempo de entrenamiento (s)",
-        "col_train_samples_per_s": "muestras/s (entrenamiento)",
-        "col_val_accuracy": "precisión de validación",
-        "col_test_accuracy": "precisión en prueba",
-        "col_test_loss": "pérdida en prueba",
-        "col_inference_images_per_s": "imágenes/s (inferencia)",
-        "comparison_note": (
-            "Precisión de validación: la de la última época, sobre la parte final del conjunto "
-            "de entrenamiento que se reserva (preprocess.validation_split). Prueba: el conjunto "
-            "de prueba de MNIST, que ningún modelo ve al entrenar. Los tiempos dependen de la "
-            "máquina."
-        ),
-        "claim": "Afirmación",
-        "verdict": "Veredicto",
-        "holds": "se cumple",
-        "partly holds": "se cumple en parte",
-        "does not hold": "no se cumple",
-        "not checked": "no comprobada",
-        "part_yes": "sí",
-        "part_no": "no",
-        "part_none": "no comprobado",
-        "claim_cnn_vs_mlp": (
-            "La red convolucional (cnn) logra mejor precisión en prueba que la red densa (mlp) "
-            "con muchos menos parámetros (menos de la mitad)."
-        ),
-        "claim_batchnorm": (
-            "La normalización por lotes mejora la red pequeña (cnn_small_bn frente a "
-            "cnn_small): mayor precisión de validación y de prueba, y una precisión de "
-            "validación que sube más rápido en las primeras épocas."
-        ),
-        "part_better test accuracy": "mejor precisión en prueba",
-        "part_far fewer parameters": "muchos menos parámetros (menos de la mitad)",
-        "part_higher validation accuracy": "mayor precisión de validación",
-        "part_higher test accuracy": "mayor precisión en prueba",
-        "part_faster early rise": "subida más rápida en las primeras épocas",
-        "reason_cnn_vs_mlp": (
-            "Precisión en prueba: cnn {cnn_test_accuracy:.4f} frente a mlp "
-            "{mlp_test_accuracy:.4f} ({diff:+.2f} puntos). Parámetros: cnn {cnn_params} frente "
-            "a mlp {mlp_params} ({percent:.1f} % de los del mlp)."
-        ),
-        "reason_batchnorm": (
-            "Precisión de validación: cnn_small_bn {cnn_small_bn_val_accuracy:.4f} frente a "
-            "cnn_small {cnn_small_val_accuracy:.4f}. Precisión en prueba: cnn_small_bn "
-            "{cnn_small_bn_test_accuracy:.4f} frente a cnn_small {cnn_small_test_accuracy:.4f}."
-        ),
-        "reason_batchnorm_early": (
-            " Precisión de validación media en las épocas 1 a {early_epochs}: cnn_small_bn "
-            "{cnn_small_bn_early_val_accuracy:.4f} frente a cnn_small "
-            "{cnn_small_early_val_accuracy:.4f}; en la época 1: "
-            "{cnn_small_bn_epoch1_val_accuracy:.4f} frente a {cnn_small_epoch1_val_accuracy:.4f}."
-        ),
-        "reason_missing": "Falta(n) en `models` de params.yaml: {models}.",
-        "mnist": "MNIST",
-        "demo_image": "Imagen de las convoluciones",
-        "source": "origen",
-        "location": "ubicación",
-        "set_by": "indicada por",
-        "file_sha256": "SHA-256 del archivo",
-        "content_check": "contenido",
-        "content_ok": "los SHA-256 de los cuatro arrays coinciden con params.yaml",
-        "failed_sources": "orígenes que fallaron antes",
-        "image_file": "archivo",
-        "image_size": "tamaño (píxeles)",
-        "fallback_warning": (
-            "Atención: no se pudo obtener la imagen del cuaderno ({url}). Las figuras "
-            "de convolución usan en su lugar la imagen de reserva de matplotlib ({file}), así "
-            "que no coinciden con las del cuaderno. Para usar otra imagen, indica "
-            "data.image_local en params.yaml o la variable DEMO_IMAGE."
-        ),
-        "git_commit": "commit de git",
-        "git_dirty": "cambios sin commit",
-        "dvc_exp_name": "experimento DVC",
-        "python": "Python",
-        "keras": "Keras",
-        "mlflow_runs": "Ejecuciones de MLflow",
-        "run_id": "id de la ejecución",
-        "experiment": "experimento",
-        "restored": "reutilizada",
-        "restored_note": (
-            "Una ejecución «reutilizada» es de una ejecución anterior del pipeline: DVC restauró "
-            "el modelo de su caché en lugar de reentrenarlo. Las métricas de test y las figuras "
-            "están en la ejecución padre de esta ejecución del pipeline."
-        ),
-        "params": "Parámetros (params.yaml)",
-        "true": "sí",
-        "false": "no",
-        "unknown": "desconocido",
-        # Figure captions.
-        "cap_01_random_walk": (
-            "Un paseo aleatorio (suma acumulada de pasos normales) y el mismo paseo convolucionado "
-            "con un filtro gaussiano: cada punto pasa a ser una media ponderada de sus vecinos y "
-            "las oscilaciones rápidas desaparecen."
-        ),
-        "cap_02_gaussian_1d": (
-            "Los coeficientes del filtro gaussiano 1D. Suman 1, así que la convolución es un "
-            "promedio: conserva el nivel de la señal."
-        ),
-        "cap_03_image": "La imagen de partida, con sus tres canales de color.",
-        "cap_04_gaussian_2d": (
-            "El filtro gaussiano 2D: producto exterior del filtro 1D consigo mismo. También suma 1."
-        ),
-        "cap_05_blurred": (
-            "La imagen convolucionada con el filtro 2D, canal por canal: cada píxel es la media "
-            "ponderada de su vecindario y la imagen se ve borrosa."
-        ),
-        "cap_06_grey": (
-            "La imagen en escala de grises (media de los tres canales): la entrada del detector "
-            "de bordes."
-        ),
-        "cap_07_gradient_filter": (
-            "Diferencia horizontal del filtro gaussiano: pesos negativos (azul) a un lado y "
-            "positivos (rojo) al otro, con suma 0. Responde a los cambios de brillo de izquierda "
-            "a derecha y no a las zonas uniformes."
-        ),
-        "cap_08_edges": (
-            "Respuesta de la imagen en grises al filtro de gradiente: los bordes verticales "
-            "aparecen claros u oscuros según el sentido del cambio; las zonas planas quedan en "
-            "gris medio."
-        ),
-        "cap_history": (
-            "Precisión (línea continua, eje izquierdo) y pérdida (discontinua, eje derecho) de "
-            "{model} en cada época, en entrenamiento (azul) y validación (naranja). Si la "
-            "validación se separa del entrenamiento, el modelo empieza a sobreajustar."
-        ),
-        "cap_history_zoom": (
-            "Las curvas de precisión de {model} con el eje vertical limitado a 0.9–1, para ver "
-            "las diferencias de las últimas épocas."
-        ),
-        "cap_filters": (
-            "Los filtros 3×3 aprendidos por {model}. Primera fila: los 8 filtros de la primera "
-            "capa convolucional, que se aplican a la imagen. Filas siguientes: la segunda capa; la "
-            "fila «canal i» son los pesos que cada filtro (columna) aplica al canal i de la salida "
-            "de la primera capa. Rojo positivo, azul negativo, una escala de color por capa."
-        ),
-        "cap_feature_maps": (
-            "Las primeras imágenes de entrenamiento y lo que producen las dos capas "
-            "convolucionales de {model} (mapas de características): cada filtro resalta un tipo "
-            "de trazo. La segunda capa, tras el max-pooling, trabaja a menor resolución. Cada "
-            "mapa tiene su propia escala de color (amarillo: respuesta más fuerte)."
-        ),
-        "cap_bn_comparison": (
-            "Precisión de entrenamiento (discontinua) y de validación (continua, con puntos) por "
-            "época de {plain} y {bn} (con normalización por lotes): la comparación que el "
-            "cuaderno anuncia al final."
-        ),
-        "cap_confusion": (
-            "Matriz de confusión de {model} en el conjunto de prueba: cada fila es la etiqueta "
-            "real y cada columna la predicha; fuera de la diagonal están los errores. La escala "
-            "de color es logarítmica para que los errores, pocos, se distingan."
-        ),
-        "cap_wrong": (
-            "Las imágenes de prueba que {model} clasificó mal con más seguridad, con la etiqueta "
-            "real, la predicha y la probabilidad que el modelo dio a su respuesta."
-        ),
-        "cap_accuracy_vs_params": (
-            "Precisión en prueba de cada modelo frente a su número de parámetros (eje horizontal "
-            "logarítmico): cuanto más arriba y a la izquierda, más precisión con menos parámetros."
-        ),
-    },
-    "en": {
-        "title": "Introduction to convolutional networks",
-        "subtitle": "Reproducible report of the DVC + MLflow pipeline",
-        "intro": (
-            "This report reproduces the notebook “Introducción a Redes Convolucionales” "
-            "(Introduction to convolutional networks). First, convolution in one and two "
-            "dimensions: smoothing with a Gaussian filter and edge detection, with "
-            "scipy.ndimage.convolve. Then three Keras convolutional networks trained on MNIST "
-            "(handwritten digits) and a dense network (MLP) as a baseline. Everything here is "
-            "produced by the pipeline's stages from params.yaml; every training run is recorded "
-            "in MLflow."
-        ),
-        "contents": "Contents",
-        "figure": "Figure",
-        "cap_again": "As figure {n}, for {model}.",
-        "sec_conv": "Convolutions",
-        "conv_intro": (
-            "A convolution slides a filter (a small table of weights) over the signal or image "
-            "and, at each position, sums the products of the weights with the values under them. "
-            "Borders are handled by reflection, as in the notebook."
-        ),
-        "sec_networks": "Convolutional networks",
-        "networks_intro": (
-            "Networks learn their own filters. cnn has 32 filters per convolutional layer, "
-            "cnn_small 8, and cnn_small_bn adds batch normalization to cnn_small; mlp is a dense "
-            "network without convolutions."
-        ),
-        "sec_architectures": "Architectures",
-        "sec_training": "Training curves",
-        "sec_filters": "Learned filters",
-        "sec_feature_maps": "Feature maps",
-        "sec_bn": "Batch normalization",
-        "sec_confusion": "Confusion matrices",
-        "sec_wrong": "Most confident mistakes",
-        "sec_size": "Accuracy and number of parameters",
-        "sec_comparison": "Model comparison",
-        "sec_claims": "The notebook's claims, checked",
-        "sec_sources": "Data sources",
-        "sec_provenance": "Provenance",
-        "col_layer": "layer",
-        "col_type": "type",
-        "col_shape": "output shape",
-        "col_params": "parameters",
-        "total_params": "{model}: {n} parameters",
-        "col_model": "model",
-        "col_epochs": "epochs",
-        "col_train_seconds": "training time (s)",
-        "col_train_samples_per_s": "samples/s (training)",
-        "col_val_accuracy": "validation accuracy",
-        "col_test_accuracy": "test accuracy",
-        "col_test_loss": "test loss",
-        "col_inference_images_per_s": "images/s (inference)",
-        "comparison_note": (
-            "Validation accuracy: that of the last epoch, on the final part of the training set "
-            "held out for it (preprocess.validation_split). Test: the MNIST test set, which no "
-            "model sees while training. Timings depend on the machine."
-        ),
-        "claim": "Claim",
-        "verdict": "Verdict",
-        "holds": "holds",
-        "partly holds": "partly holds",
-        "does not hold": "does not hold",
-        "not checked": "not checked",
-        "part_yes": "yes",
-        "part_no": "no",
-        "part_none": "not checked",
-        "claim_cnn_vs_mlp": "",
-        "claim_batchnorm": "",
-        "part_better test accuracy": "better test accuracy",
-        "part_far fewer parameters": "far fewer parameters (less than half)",
-        "part_higher validation accuracy": "higher validation accuracy",
-        "part_higher test accuracy": "higher test accuracy",
-        "part_faster early rise": "faster rise in the first epochs",
-        "reason_cnn_vs_mlp": "",
-        "reason_batchnorm": "",
-        "reason_batchnorm_early": "",
-        "reason_missing": "",
-        "mnist": "MNIST",
-        "demo_image": "Image of the convolution demos",
-        "source": "source",
-        "location": "location",
-        "set_by": "set by",
-        "file_sha256": "file SHA-256",
-        "content_check": "content",
-        "content_ok": "the SHA-256 of all four arrays match params.yaml",
-        "failed_sources": "sources that failed first",
-        "image_file": "file",
-        "image_size": "size (pixels)",
-        "fallback_warning": (
-            "Warning: the notebook's image could not be fetched ({url}). The "
-            "convolution figures use matplotlib's fallback image ({file}) instead, so they differ "
-            "from the notebook's. To use another image, set data.image_local in params.yaml or "
-            "the DEMO_IMAGE environment variable."
-        ),
-        "git_commit": "git commit",
-        "git_dirty": "uncommitted changes",
-        "dvc_exp_name": "DVC experiment",
-        "python": "Python",
-        "keras": "Keras",
-        "mlflow_runs": "MLflow runs",
-        "run_id": "run id",
-        "experiment": "experiment",
-        "restored": "reused",
-        "restored_note": (
-            "A “reused” training run belongs to an earlier pipeline execution: DVC restored the "
-            "model from its cache instead of retraining. Test metrics and figures are in this "
-            "execution's parent run."
-        ),
-        "params": "Parameters (params.yaml)",
-        "true": "yes",
-        "false": "no",
-        "unknown": "unknown",
-        "cap_01_random_walk": (
-            "A random walk (cumulative sum of normal steps) and the same walk convolved with a "
-            "Gaussian filter: each point becomes a weighted mean of its neighbours and the fast "
-            "wiggles disappear."
-        ),
-        "cap_02_gaussian_1d": (
-            "The taps of the 1-D Gaussian filter. They sum to 1, so the convolution is an "
-            "average: it keeps the signal's level."
-        ),
-        "cap_03_image": "The starting image, with its three colour channels.",
-        "cap_04_gaussian_2d": (
-            "The 2-D Gaussian filter: the outer product of the 1-D filter with itself. It also "
-            "sums to 1."
-        ),
-        "cap_05_blurred": (
-            "The image convolved with the 2-D filter, channel by channel: each pixel is the "
-            "weighted mean of its neighbourhood, and the image looks blurred."
-        ),
-        "cap_06_grey": (
-            "The image in greyscale (mean of the three channels): the edge detector's input."
-        ),
-        "cap_07_gradient_filter": (
-            "Horizontal difference of the Gaussian filter: negative weights (blue) on one side, "
-            "positive (red) on the other, summing to 0. It responds to brightness changes from "
-            "left to right, not to flat regions."
-        ),
-        "cap_08_edges": (
-            "Response of the greyscale image to the gradient filter: vertical edges show up "
-            "bright or dark depending on the direction of the change; flat regions stay mid-grey."
-        ),
-        "cap_history": (
-            "Accuracy (solid, left axis) and loss (dashed, right axis) of {model} per epoch, on "
-            "the training (blue) and validation (orange) data. When validation drifts away from "
-            "training, the model starts to overfit."
-        ),
-        "cap_history_zoom": (
-            "The accuracy curves of {model} with the vertical axis limited to 0.9–1, to show the "
-            "differences of the last epochs."
-        ),
-        "cap_filters": (
-            "The 3×3 filters learned by {model}. First row: the 8 filters of the first "
-            "convolutional layer, applied to the image. Next rows: the second layer; row "
-            "“channel i” holds the weights each filter (column) applies to channel i of the first "
-            "layer's output. Red positive, blue negative, one colour scale per layer."
-        ),
-        "cap_feature_maps": (
-            "The first training images and what the two convolutional layers of {model} make of "
-            "them (feature maps): each filter highlights one kind of stroke. The second layer, "
-            "after max-pooling, works at a lower resolution. Each map has its own colour scale "
-            "(yellow: strongest response)."
-        ),
-        "cap_bn_comparison": (
-            "Training (dashed) and validation (solid, with dots) accuracy per epoch of {plain} "
-            "and {bn} (with batch normalization): the comparison the notebook announces at its "
-            "end."
-        ),
-        "cap_confusion": (
-            "Confusion matrix of {model} on the test set: each row is the true label and each "
-            "column the predicted one; mistakes lie off the diagonal. The colour scale is "
-            "logarithmic so the few mistakes stand out."
-        ),
-        "cap_wrong": (
-            "The test images {model} got wrong most confidently, with the true label, the "
-            "prediction and the probability the model gave it."
-        ),
-        "cap_accuracy_vs_params": (
-            "Test accuracy of each model against its number of parameters (logarithmic "
-            "horizontal axis): the higher and further left, the more accuracy per parameter."
-        ),
-    },
-}
 
 CSS = """
 body { font-family: "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: #1d1d1f;
@@ -497,20 +107,11 @@ dl.kv dd { margin: 0; overflow-wrap: anywhere; }
 @media print { main { max-width: none; } nav { display: none; } h2 { break-after: avoid; } }
 """
 
-# The parts of the claims (stages/evaluate.py) in the order their statements name them.
-PART_ORDER = (
-    "better test accuracy",
-    "far fewer parameters",
-    "higher validation accuracy",
-    "higher test accuracy",
-    "faster early rise",
-)
-
 VERDICT_CLASS = {
-    "holds": "holds",
-    "partly holds": "partly",
-    "does not hold": "fails",
-    "not checked": "unchecked",
+    claims.HOLDS: "holds",
+    claims.PARTLY: "partly",
+    claims.DOES_NOT_HOLD: "fails",
+    claims.NOT_CHECKED: "unchecked",
 }
 
 
@@ -560,23 +161,16 @@ class ReportInputs:
 # Pure core: text and HTML
 # --------------------------------------------------------------------------------------
 def text(key: str, lang: str, **fields: Any) -> str:
-    """The page's text for ``key`` in ``lang``; ``fields`` fill its placeholders."""
-    try:
-        template = TEXT[lang][key]
-    except KeyError:
-        raise KeyError(
-            f"No report text {key!r} for language {lang!r}: add it to TEXT in stages/report.py."
-        ) from None
-    return template.format(**fields) if fields else template
+    """The page's text ``key`` in ``lang`` (the ``report`` texts); ``fields`` fill it."""
+    return i18n.text("report", key, lang, **fields)
+
+
+def has_text(key: str, lang: str) -> bool:
+    return i18n.has("report", key, lang)
 
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def thousands(n: int | float) -> str:
-    """``61482`` as ``61 482``: a narrow no-break space reads the same in Spanish and English."""
-    return f"{int(n):,}".replace(",", "\u202f")
 
 
 def layer_rows(model: keras.Model) -> list[LayerRow]:
@@ -611,7 +205,7 @@ def _figure(number: int, png: bytes, caption: str, lang: str) -> str:
 def _caption(fig: NetworkFigure, lang: str) -> str:
     models = fig.models or ("",)
     key = f"cap_{fig.kind}"
-    if key not in TEXT[lang]:
+    if not has_text(key, lang):
         return fig.file
     return text(key, lang, model=", ".join(models), plain=models[0], bn=models[-1])
 
@@ -624,10 +218,11 @@ def _summary_table(model: str, rows: Sequence[LayerRow], lang: str) -> str:
     )
     body = "".join(
         f"<tr><td><code>{esc(r.name)}</code></td><td>{esc(r.type)}</td>"
-        f'<td class="num">{esc(r.output_shape)}</td><td class="num">{thousands(r.params)}</td></tr>'
+        f'<td class="num">{esc(r.output_shape)}</td>'
+        f'<td class="num">{i18n.thousands(r.params)}</td></tr>'
         for r in rows
     )
-    cap = esc(text("total_params", lang, model=model, n=thousands(total)))
+    cap = esc(text("total_params", lang, model=model, n=i18n.thousands(total)))
     return (
         f'<div class="scroll"><table><caption>{cap}</caption><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>"
@@ -656,13 +251,13 @@ def _cell(column: str, value: str) -> str:
         number = float(value)
     except ValueError:
         return f"<td>{esc(value)}</td>"
-    shown = thousands(round(number)) if fmt == "int" else fmt.format(number)
+    shown = i18n.thousands(round(number)) if fmt == "int" else fmt.format(number)
     return f'<td class="num">{esc(shown)}</td>'
 
 
 def _column_title(column: str, lang: str) -> str:
     key = "col_params" if column == "params" else f"col_{column}"
-    return text(key, lang) if key in TEXT[lang] else column
+    return text(key, lang) if has_text(key, lang) else column
 
 
 def comparison_table(rows: Sequence[Mapping[str, str]], lang: str) -> str:
@@ -686,59 +281,28 @@ def comparison_table(rows: Sequence[Mapping[str, str]], lang: str) -> str:
     )
 
 
-def claim_reason(claim: Mapping[str, Any], lang: str) -> str:
-    """The numbers behind a verdict in ``lang``: the evaluate stage's English sentence, or for
-    Spanish a sentence rebuilt from the claim's evidence (the English one if that fails)."""
-    reason = str(claim.get("reason", ""))
-    if lang == "en":
-        return reason
-    ev = dict(claim.get("evidence") or {})
-    cid = claim.get("id")
-    missing = re.match(r"Model\(s\) (.+) not in params\.yaml", reason)
+def _claim_block(entry: Mapping[str, Any], lang: str) -> str:
+    """One claim of claims.json, every sentence from the catalogue in ``lang``."""
     try:
-        if missing and not ev:
-            return TEXT[lang]["reason_missing"].format(models=missing.group(1))
-        if cid == "cnn_vs_mlp":
-            values = {
-                **ev,
-                "diff": 100 * (ev["cnn_test_accuracy"] - ev["mlp_test_accuracy"]),
-                "percent": 100 * ev["params_ratio"],
-                "cnn_params": thousands(ev["cnn_params"]),
-                "mlp_params": thousands(ev["mlp_params"]),
-            }
-            return TEXT[lang]["reason_cnn_vs_mlp"].format(**values)
-        if cid == "batchnorm":
-            out = TEXT[lang]["reason_batchnorm"].format(**ev)
-            if "early_epochs" in ev:
-                early = {**ev, "early_epochs": int(ev["early_epochs"])}
-                out += TEXT[lang]["reason_batchnorm_early"].format(**early)
-            return out
-    except (KeyError, TypeError, ValueError):
-        log.warning("Claim %s: unexpected evidence %s; its reason stays in English.", cid, ev)
-    return reason
-
-
-def _claim_block(claim: Mapping[str, Any], lang: str) -> str:
-    verdict = str(claim.get("verdict", "not checked"))
-    statement_key = f"claim_{claim.get('id')}"
-    statement = str(claim.get("statement", ""))
-    if TEXT[lang].get(statement_key):
-        statement = text(statement_key, lang)
-    shown_verdict = text(verdict, lang) if verdict in VERDICT_CLASS else verdict
-    parts = claim.get("parts") or {}
-    # claims.json is written with sorted keys: show the parts in the statement's order.
-    order = {p: i for i, p in enumerate(PART_ORDER)}
-    items = []
-    for part, value in sorted(parts.items(), key=lambda kv: order.get(kv[0], len(order))):
-        name = text(f"part_{part}", lang) if f"part_{part}" in TEXT[lang] else part
-        answer = {True: "part_yes", False: "part_no"}.get(value, "part_none")
-        items.append(f"<li>{esc(name)}: <b>{esc(text(answer, lang))}</b></li>")
-    parts_html = f"<ul>{''.join(items)}</ul>" if items else ""
-    css = VERDICT_CLASS.get(verdict, "unchecked")
+        claim = claims.Claim.from_json(entry)
+        statement = claims.statement(claim.id, lang)
+        reason = claims.reason(claim, lang)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReportError(
+            f"{config.EVAL_CLAIMS}: a claim this report cannot read ({exc}): rerun "
+            "`dvc repro evaluate`."
+        ) from None
+    items = "".join(
+        f"<li>{esc(claims.part_name(part, lang))}: <b>{esc(claims.answer(value, lang))}</b></li>"
+        for part, value in claims.ordered_parts(claim)
+    )
+    parts_html = f"<ul>{items}</ul>" if items else ""
+    css = VERDICT_CLASS.get(claim.verdict, "unchecked")
     return (
         f'<div class="claim {css}"><p><b>{esc(text("claim", lang))}:</b> {esc(statement)}</p>'
-        f'<p><b>{esc(text("verdict", lang))}:</b> <span class="verdict">{esc(shown_verdict)}'
-        f"</span></p>{parts_html}<p>{esc(claim_reason(claim, lang))}</p></div>"
+        f'<p><b>{esc(text("verdict", lang))}:</b> <span class="verdict">'
+        f"{esc(claims.verdict_name(claim.verdict, lang))}</span></p>{parts_html}"
+        f"<p>{esc(reason)}</p></div>"
     )
 
 
@@ -848,8 +412,8 @@ def pad_section(inputs: ReportInputs, lang: str) -> str:
 
 def build_html(inputs: ReportInputs, lang: str) -> str:
     """The whole page, self-contained."""
-    if lang not in TEXT:
-        raise ReportError(f"report.lang must be one of {sorted(TEXT)}, got {lang!r}.")
+    if lang not in i18n.LANGS:
+        raise ReportError(f"report.lang must be one of {', '.join(i18n.LANGS)}, got {lang!r}.")
     number = 0
     sections: list[tuple[str, str, str]] = []  # (anchor, title, body)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import digits, drawpad
+from stages import digits, drawpad, i18n
 from stages import report as rp
 from tests.test_digits import as_paper
 from tests.test_report import external_references, fake_inputs
@@ -130,7 +130,7 @@ def test_snake_case_names_match_keras():
 def test_the_pad_is_hidden_without_javascript_and_self_contained(tmp_path, tiny_cnn, lang):
     page = pad_page(tmp_path, tiny_cnn, lang)
     assert f'<section id="{drawpad.SECTION_ID}" hidden>' in page
-    assert drawpad.TEXT[lang]["title"] in page
+    assert i18n.text("pad", "title", lang) in page
     # The only scripts are inline: the data block and the pad's code, nothing fetched.
     assert page.count("<script") == 2
     assert external_references(page) == []

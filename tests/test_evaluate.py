@@ -9,13 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from stages import config
+from stages import claims, config
 from stages import evaluate as ev
 from stages.config import ROOT
 from stages.files import read_json, write_json, write_npz
@@ -168,30 +169,34 @@ def row(model: str, params: int, val: float, test: float) -> ev.ComparisonRow:
     return ev.ComparisonRow(model, params, 10, 60.0, 9000.0, val, test, 0.05, 20000.0)
 
 
-def claims_for(rows, histories=None) -> dict[str, ev.Claim]:
+def claims_for(rows, histories=None) -> dict[str, claims.Claim]:
     return {c.id: c for c in ev.judge_claims(rows, histories or {})}
 
 
 def test_cnn_vs_mlp_verdicts():
     holds = claims_for([row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)])
     c = holds["cnn_vs_mlp"]
-    assert c.verdict == ev.HOLDS
+    assert c.verdict == claims.HOLDS
     assert "0.9910" in c.reason and "0.9820" in c.reason
-    assert "61,482" in c.reason and "669,706" in c.reason and "9.2%" in c.reason
+    assert "61\u202f482" in c.reason and "669\u202f706" in c.reason and "9.2%" in c.reason
+    assert c.statement == claims.statement("cnn_vs_mlp", "en")
 
     partly = claims_for([row("cnn", 61_482, 0.98, 0.975), row("mlp", 669_706, 0.98, 0.982)])
     c = partly["cnn_vs_mlp"]
-    assert c.verdict == ev.PARTLY
+    assert c.verdict == claims.PARTLY
     assert c.parts == {"better test accuracy": False, "far fewer parameters": True}
-    assert "far fewer parameters holds; better test accuracy does not" in c.reason
+    assert c.reason.endswith(
+        "Holds: far fewer parameters (less than half). Does not hold: better test accuracy."
+    )
 
     # Exactly half is not "less than half"; equal accuracy is not "better".
     no = claims_for([row("cnn", 500, 0.98, 0.98), row("mlp", 1000, 0.98, 0.98)])
-    assert no["cnn_vs_mlp"].verdict == ev.DOES_NOT_HOLD
+    assert no["cnn_vs_mlp"].verdict == claims.DOES_NOT_HOLD
 
     missing = claims_for([row("cnn", 500, 0.98, 0.99)])
-    assert missing["cnn_vs_mlp"].verdict == ev.NOT_CHECKED
-    assert "mlp" in missing["cnn_vs_mlp"].reason
+    assert missing["cnn_vs_mlp"].verdict == claims.NOT_CHECKED
+    assert missing["cnn_vs_mlp"].missing == ["mlp"]
+    assert "Model(s) mlp not in params.yaml" in missing["cnn_vs_mlp"].reason
 
 
 def test_batchnorm_verdicts():
@@ -200,40 +205,45 @@ def test_batchnorm_verdicts():
     slow = {bn: [0.90, 0.95, 0.96], plain: [0.93, 0.96, 0.975]}
 
     c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)], fast)
-    assert c["batchnorm"].verdict == ev.HOLDS
+    assert c["batchnorm"].verdict == claims.HOLDS
     assert c["batchnorm"].evidence["cnn_small_bn_early_val_accuracy"] == pytest.approx(2.935 / 3)
     assert c["batchnorm"].evidence["early_epochs"] == 3
 
     c = claims_for([row(plain, 14_178, 0.985, 0.989), row(bn, 14_242, 0.989, 0.988)], fast)
-    assert c["batchnorm"].verdict == ev.PARTLY
+    assert c["batchnorm"].verdict == claims.PARTLY
     assert c["batchnorm"].parts["higher test accuracy"] is False
     assert c["batchnorm"].reason.endswith(
-        "higher validation accuracy and faster early rise hold; higher test accuracy does not."
+        "Holds: higher validation accuracy; faster rise in the first epochs. "
+        "Does not hold: higher test accuracy."
     )
 
     c = claims_for([row(plain, 14_178, 0.99, 0.99), row(bn, 14_242, 0.98, 0.98)], slow)
-    assert c["batchnorm"].verdict == ev.DOES_NOT_HOLD
+    assert c["batchnorm"].verdict == claims.DOES_NOT_HOLD
 
     # Without histories the early-rise part is not checked; the rest still decides.
     c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)])
-    assert c["batchnorm"].verdict == ev.HOLDS
+    assert c["batchnorm"].verdict == claims.HOLDS
     assert c["batchnorm"].parts["faster early rise"] is None
     assert "not checked" in c["batchnorm"].reason
 
     c = claims_for([row(plain, 14_178, 0.985, 0.984)])
-    assert c["batchnorm"].verdict == ev.NOT_CHECKED
+    assert c["batchnorm"].verdict == claims.NOT_CHECKED
 
 
 def test_comparison_outputs():
     rows = [row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)]
-    claims = ev.judge_claims(rows, {})
-    md = ev.comparison_markdown(rows, claims)
+    judged = ev.judge_claims(rows, {})
+    md = ev.comparison_markdown(rows, judged)
     assert "| cnn | 61,482 | 10 | 60.0 | 9,000 | 0.9900 | 0.9910 | 0.0500 | 20,000 |" in md
     assert "Verdict: **holds**" in md and "Verdict: **not checked**" in md
     parsed = list(csv.DictReader(ev.comparison_csv(rows).splitlines()))
     assert parsed[1]["model"] == "mlp" and float(parsed[1]["test_accuracy"]) == 0.982
-    as_json = json.loads(json.dumps(ev.claims_json(claims)))
+    as_json = json.loads(json.dumps(ev.claims_json(judged)))
     assert [c["verdict"] for c in as_json] == ["holds", "not checked"]
+    # claims.json is the shared schema the report reads back.
+    assert [claims.Claim.from_json(c) for c in as_json] == [
+        claims.Claim.from_json(asdict(c)) for c in judged
+    ]
 
 
 # --------------------------------------------------------------------------------------

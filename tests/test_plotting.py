@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import string
 import subprocess
 import sys
 
@@ -12,19 +11,6 @@ import pytest
 from PIL import Image
 
 from stages import config, plotting
-
-
-def _fields(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
-
-
-def test_both_languages_have_the_same_keys_and_placeholders():
-    assert set(plotting.LABELS) == set(plotting.LANGS) == {"es", "en"}
-    es, en = plotting.LABELS["es"], plotting.LABELS["en"]
-    assert set(es) == set(en)
-    for key in es:
-        assert es[key].strip() and en[key].strip(), key
-        assert _fields(es[key]) == _fields(en[key]), key
 
 
 def test_spanish_labels_follow_the_notebook():

@@ -9,7 +9,6 @@ import io
 import os
 import re
 import shutil
-import string
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import config, tracking
+from stages import claims, config, tracking
 from stages import report as rp
 from stages import visualize as vis
 from stages.config import ROOT
@@ -52,7 +51,7 @@ CLAIMS = [
         "id": "cnn_vs_mlp",
         "statement": "The CNN (cnn) reaches better test accuracy than the dense network (mlp).",
         "verdict": "partly holds",
-        "reason": "Test accuracy: cnn 0.9910 vs mlp 0.9800. The claim partly holds.",
+        "reason": "(English, for readers of the JSON: the report renders its own)",
         "parts": {"better test accuracy": True, "far fewer parameters": False},
         "evidence": {
             "cnn_test_accuracy": 0.991,
@@ -66,9 +65,10 @@ CLAIMS = [
         "id": "batchnorm",
         "statement": "Batch normalization improves the small CNN.",
         "verdict": "not checked",
-        "reason": f"Model(s) cnn_small_bn not in params.yaml `models`. {EVIL}",
+        "reason": "",
         "parts": {},
         "evidence": {},
+        "missing": ["cnn_small_bn", EVIL],
     },
 ]
 NETWORK = [
@@ -164,23 +164,12 @@ def embedded_images(page: str) -> list[bytes]:
 # --------------------------------------------------------------------------------------
 # Texts
 # --------------------------------------------------------------------------------------
-def _fields(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-def test_both_languages_have_the_same_texts():
-    es, en = rp.TEXT["es"], rp.TEXT["en"]
-    assert set(es) == set(en)
-    for key in es:
-        # English may leave a claim or reason empty: the evaluate stage's own text is English.
-        if en[key]:
-            assert _fields(es[key]) == _fields(en[key]), key
-        assert es[key].strip(), key
+def test_every_caption_has_a_text():
     for stem in rp.CONV_FIGURES:
-        assert f"cap_{stem}" in es
+        assert rp.has_text(f"cap_{stem}", "es"), stem
     for _, kinds in rp.NETWORK_SECTIONS:
         for kind in kinds:
-            assert f"cap_{kind}" in es
+            assert rp.has_text(f"cap_{kind}", "es"), kind
 
 
 def test_layer_rows_of_a_real_model():
@@ -248,29 +237,41 @@ def test_page_is_complete_and_self_contained(tmp_path, lang):
     assert rp.esc(rp.text("total_params", lang, model="cnn", n="320")) in page
 
 
-def test_spanish_page_rebuilds_claim_reasons_in_spanish(tmp_path):
+def test_claims_are_rendered_in_the_page_language(tmp_path):
     page = rp.build_html(fake_inputs(tmp_path), "es")
-    assert "Precisión en prueba: cnn 0.9910 frente a mlp 0.9800 (+1.10 puntos)" in page
-    assert "104.5 % de los del mlp" in page
+    assert "Precisión en prueba: cnn 0.9910 frente a mlp 0.9800 (+1.10 puntos; mayor: sí)" in page
+    assert "104.5 % de los del mlp; menos de la mitad: no" in page
     assert "mejor precisión en prueba: <b>sí</b>" in page
     assert "muchos menos parámetros (menos de la mitad): <b>no</b>" in page
-    assert rp.text("claim_cnn_vs_mlp", "es") in page
-    assert "Falta(n) en `models` de params.yaml: cnn_small_bn." in page
-    # English page: the evaluate stage's own sentence.
+    assert rp.esc(claims.statement("cnn_vs_mlp", "es")) in page
+    assert "Falta(n) en `models` de params.yaml: cnn_small_bn, &lt;script&gt;" in page
     page_en = rp.build_html(fake_inputs(tmp_path), "en")
-    assert CLAIMS[0]["reason"] in page_en and CLAIMS[0]["statement"] in page_en
+    assert "Test accuracy: cnn 0.9910 vs mlp 0.9800 (+1.10 points; higher: yes)" in page_en
+    assert rp.esc(claims.statement("cnn_vs_mlp", "en")) in page_en
+    assert CLAIMS[0]["reason"] not in page_en  # the JSON's prose is never parsed nor shown
+
+
+def test_a_claim_the_report_cannot_read_names_the_fix(tmp_path):
+    broken = {**CLAIMS[0], "evidence": {}}
+    with pytest.raises(rp.ReportError, match="rerun `dvc repro evaluate`"):
+        rp._claim_block(broken, "es")
 
 
 def test_claim_parts_follow_the_statement():
     claim = {
         "id": "batchnorm",
         "verdict": "partly holds",
-        "reason": "",
         # As claims.json stores them: sorted keys.
         "parts": {
             "faster early rise": None,
             "higher test accuracy": False,
             "higher validation accuracy": True,
+        },
+        "evidence": {
+            "cnn_small_bn_val_accuracy": 0.99,
+            "cnn_small_val_accuracy": 0.98,
+            "cnn_small_bn_test_accuracy": 0.98,
+            "cnn_small_test_accuracy": 0.99,
         },
     }
     block = rp._claim_block(claim, "en")

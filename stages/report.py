@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import importlib.metadata
 import logging
 import os
@@ -25,12 +24,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jinja2
+import markupsafe
+
 from stages import claims, cli, config, drawpad, files, i18n, tracking
 
 if TYPE_CHECKING:
     import keras
 
 log = logging.getLogger(__name__)
+
+# The page's template and style (the drawing pad adds its own style).
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "report.html"
+REPORT_CSS = Path(__file__).resolve().parent / "assets" / "report.css"
 
 
 # The convolution stage's figures, in the notebook's order (file stems under CONV_DIR).
@@ -59,53 +66,6 @@ NETWORK_SECTIONS = (
 # Provenance tags shown, in order (tracking.provenance_tags() plus the Keras version).
 PROVENANCE_KEYS = ("git_commit", "git_dirty", "dvc_exp_name", "python", "keras")
 
-
-CSS = """
-body { font-family: "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: #1d1d1f;
-  background: #fff; margin: 0; line-height: 1.5; }
-main { max-width: 960px; margin: 0 auto; padding: 1.5rem 1.25rem 4rem; }
-h1 { font-size: 2rem; margin: 0.5rem 0 0; }
-.subtitle { color: #555; margin: 0.25rem 0 1.5rem; font-size: 1.1rem; }
-h2 { font-size: 1.5rem; border-bottom: 2px solid #d0d7de; padding-bottom: 0.25rem;
-  margin-top: 2.5rem; }
-h3 { font-size: 1.2rem; margin-top: 2rem; }
-nav ol { columns: 2; margin: 0.5rem 0 1rem; }
-figure { margin: 1.5rem 0; break-inside: avoid; page-break-inside: avoid; }
-figure img { display: block; max-width: 100%; height: auto; margin: 0 auto;
-  border: 1px solid #e5e5e5; }
-figcaption { font-size: 0.95rem; color: #333; margin-top: 0.5rem; }
-figcaption b { color: #000; }
-.tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr));
-  gap: 0 1.5rem; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: 0.75rem 0; font-size: 0.92rem; }
-caption { text-align: left; font-weight: bold; padding: 0.25rem 0; }
-th, td { border: 1px solid #d0d7de; padding: 0.3rem 0.55rem; vertical-align: top; }
-th { background: #f3f5f7; text-align: left; font-weight: bold; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-code, .mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.88em;
-  overflow-wrap: anywhere; }
-pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 0.75rem; font-size: 0.82rem;
-  white-space: pre-wrap; overflow-wrap: anywhere; }
-.claim { border: 1px solid #d0d7de; border-left-width: 6px; padding: 0.5rem 1rem;
-  margin: 1rem 0; break-inside: avoid; }
-.claim.holds { border-left-color: #1a7f37; }
-.claim.partly { border-left-color: #bf8700; }
-.claim.fails { border-left-color: #cf222e; }
-.claim.unchecked { border-left-color: #8c959f; }
-.verdict { font-weight: bold; }
-.holds .verdict { color: #1a7f37; } .partly .verdict { color: #9a6700; }
-.fails .verdict { color: #cf222e; }
-td code { white-space: nowrap; }
-details { margin: 1rem 0; } summary { cursor: pointer; }
-.warning { background: #fff4e5; border: 2px solid #d97706; padding: 0.75rem 1rem;
-  margin: 1rem 0; }
-.note { color: #555; font-size: 0.92rem; }
-dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
-dl.kv dt { font-weight: bold; }
-dl.kv dd { margin: 0; overflow-wrap: anywhere; }
-@media print { main { max-width: none; } nav { display: none; } h2 { break-after: avoid; } }
-"""
 
 VERDICT_CLASS = {
     claims.HOLDS: "holds",
@@ -169,10 +129,6 @@ def has_text(key: str, lang: str) -> bool:
     return i18n.has("report", key, lang)
 
 
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def layer_rows(model: keras.Model) -> list[LayerRow]:
     """The model summary as rows: layer name, class, output shape without the batch axis,
     parameter count."""
@@ -194,14 +150,6 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _figure(number: int, png: bytes, caption: str, lang: str) -> str:
-    label = f"{text('figure', lang)} {number}"
-    return (
-        f'<figure><img src="{data_uri(png)}" alt="{esc(label)}">'
-        f"<figcaption><b>{esc(label)}.</b> {esc(caption)}</figcaption></figure>"
-    )
-
-
 def _caption(fig: NetworkFigure, lang: str) -> str:
     models = fig.models or ("",)
     key = f"cap_{fig.kind}"
@@ -210,23 +158,21 @@ def _caption(fig: NetworkFigure, lang: str) -> str:
     return text(key, lang, model=", ".join(models), plain=models[0], bn=models[-1])
 
 
-def _summary_table(model: str, rows: Sequence[LayerRow], lang: str) -> str:
+def _summary_view(model: str, rows: Sequence[LayerRow], lang: str) -> dict[str, Any]:
     total = sum(r.params for r in rows)
-    head = "".join(
-        f"<th>{esc(text(k, lang))}</th>"
-        for k in ("col_layer", "col_type", "col_shape", "col_params")
-    )
-    body = "".join(
-        f"<tr><td><code>{esc(r.name)}</code></td><td>{esc(r.type)}</td>"
-        f'<td class="num">{esc(r.output_shape)}</td>'
-        f'<td class="num">{i18n.thousands(r.params)}</td></tr>'
-        for r in rows
-    )
-    cap = esc(text("total_params", lang, model=model, n=i18n.thousands(total)))
-    return (
-        f'<div class="scroll"><table><caption>{cap}</caption><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
+    return {
+        "caption": text("total_params", lang, model=model, n=i18n.thousands(total)),
+        "head": [text(k, lang) for k in ("col_layer", "col_type", "col_shape", "col_params")],
+        "rows": [
+            {
+                "name": r.name,
+                "type": r.type,
+                "shape": r.output_shape,
+                "params": i18n.thousands(r.params),
+            }
+            for r in rows
+        ],
+    }
 
 
 # How each comparison.csv column is shown: None = text, else a format for float(value).
@@ -243,16 +189,16 @@ _COLUMN_FORMATS: dict[str, str | None] = {
 }
 
 
-def _cell(column: str, value: str) -> str:
+def _cell(column: str, value: str) -> dict[str, Any]:
     fmt = _COLUMN_FORMATS.get(column)
     if fmt is None:
-        return f"<td>{esc(value)}</td>"
+        return {"text": value, "num": False}
     try:
         number = float(value)
     except ValueError:
-        return f"<td>{esc(value)}</td>"
+        return {"text": value, "num": False}
     shown = i18n.thousands(round(number)) if fmt == "int" else fmt.format(number)
-    return f'<td class="num">{esc(shown)}</td>'
+    return {"text": shown, "num": True}
 
 
 def _column_title(column: str, lang: str) -> str:
@@ -260,28 +206,22 @@ def _column_title(column: str, lang: str) -> str:
     return text(key, lang) if has_text(key, lang) else column
 
 
-def comparison_table(rows: Sequence[Mapping[str, str]], lang: str) -> str:
+def comparison_view(rows: Sequence[Mapping[str, str]], lang: str) -> dict[str, Any] | None:
     """The comparison table with one column per model and one row per measure: nine measures
     side by side would not fit a page, four or five models do."""
     if not rows:
-        return ""
+        return None
     measures = [c for c in rows[0] if c != "model"]
-    head = f"<th>{esc(text('col_model', lang))}</th>" + "".join(
-        f"<th><code>{esc(row.get('model', ''))}</code></th>" for row in rows
-    )
-    body = "".join(
-        f"<tr><th>{esc(_column_title(m, lang))}</th>"
-        + "".join(_cell(m, row.get(m, "")) for row in rows)
-        + "</tr>"
-        for m in measures
-    )
-    return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-        f'</table></div><p class="note">{esc(text("comparison_note", lang))}</p>'
-    )
+    return {
+        "corner": text("col_model", lang),
+        "models": [row.get("model", "") for row in rows],
+        "rows": [
+            (_column_title(m, lang), [_cell(m, row.get(m, "")) for row in rows]) for m in measures
+        ],
+    }
 
 
-def _claim_block(entry: Mapping[str, Any], lang: str) -> str:
+def claim_view(entry: Mapping[str, Any], lang: str) -> dict[str, Any]:
     """One claim of claims.json, every sentence from the catalogue in ``lang``."""
     try:
         claim = claims.Claim.from_json(entry)
@@ -292,192 +232,168 @@ def _claim_block(entry: Mapping[str, Any], lang: str) -> str:
             f"{config.EVAL_CLAIMS}: a claim this report cannot read ({exc}): rerun "
             "`dvc repro evaluate`."
         ) from None
-    items = "".join(
-        f"<li>{esc(claims.part_name(part, lang))}: <b>{esc(claims.answer(value, lang))}</b></li>"
-        for part, value in claims.ordered_parts(claim)
-    )
-    parts_html = f"<ul>{items}</ul>" if items else ""
-    css = VERDICT_CLASS.get(claim.verdict, "unchecked")
-    return (
-        f'<div class="claim {css}"><p><b>{esc(text("claim", lang))}:</b> {esc(statement)}</p>'
-        f'<p><b>{esc(text("verdict", lang))}:</b> <span class="verdict">'
-        f"{esc(claims.verdict_name(claim.verdict, lang))}</span></p>{parts_html}"
-        f"<p>{esc(reason)}</p></div>"
-    )
+    return {
+        "css": VERDICT_CLASS.get(claim.verdict, "unchecked"),
+        "statement": statement,
+        "verdict": claims.verdict_name(claim.verdict, lang),
+        "parts": [
+            (claims.part_name(part, lang), claims.answer(value, lang))
+            for part, value in claims.ordered_parts(claim)
+        ],
+        "reason": reason,
+    }
 
 
-def _kv(pairs: Sequence[tuple[str, str]]) -> str:
-    items = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in pairs)
-    return f'<dl class="kv">{items}</dl>'
+def _v(kind: str, value: Any) -> dict[str, Any]:
+    """A value of a definition list: shown as ``code``, ``mono``, plain ``text``."""
+    return {"kind": kind, "text": str(value)}
 
 
-def _failed_list(failed: Sequence[Mapping[str, Any]]) -> str:
-    items = "".join(
-        f"<li><code>{esc(f.get('source', ''))}</code> "
-        f'(<span class="mono">{esc(f.get("location") or f.get("url") or "")}</span>): '
-        f"{esc(f.get('reason', ''))}</li>"
+def _failed(failed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    items = [
+        {
+            "source": f.get("source", ""),
+            "location": f.get("location") or f.get("url") or "",
+            "reason": f.get("reason", ""),
+        }
         for f in failed
-    )
-    return f"<ul>{items}</ul>"
+    ]
+    return {"kind": "failed", "entries": items}
 
 
-def sources_section(sources: Mapping[str, Any], lang: str) -> str:
-    """Where MNIST and the demo image came from; a warning box if the image is the fallback."""
-    out = []
+def sources_view(sources: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    """Where MNIST and the demo image came from; a warning if the image is the fallback."""
     image = sources.get("image") or {}
+    warning = None
     if image.get("fallback"):
         first = (image.get("failed") or [{}])[0]
-        out.append(
-            '<div class="warning" role="alert">'
-            + esc(
-                text(
-                    "fallback_warning",
-                    lang,
-                    url=first.get("url", ""),
-                    file=image.get("url", image.get("file", "")),
-                )
-            )
-            + "</div>"
+        warning = text(
+            "fallback_warning",
+            lang,
+            url=first.get("url", ""),
+            file=image.get("url", image.get("file", "")),
         )
     mnist = sources.get("mnist") or {}
-    pairs = [
-        (text("source", lang), f"<code>{esc(mnist.get('source', ''))}</code>"),
-        (text("location", lang), f'<span class="mono">{esc(mnist.get("location", ""))}</span>'),
+    mnist_pairs = [
+        (text("source", lang), _v("code", mnist.get("source", ""))),
+        (text("location", lang), _v("mono", mnist.get("location", ""))),
     ]
     if mnist.get("set_by"):
-        pairs.append((text("set_by", lang), f"<code>{esc(mnist['set_by'])}</code>"))
+        mnist_pairs.append((text("set_by", lang), _v("code", mnist["set_by"])))
     if mnist.get("file_sha256"):
-        pairs.append(
-            (text("file_sha256", lang), f'<span class="mono">{esc(mnist["file_sha256"])}</span>')
-        )
+        mnist_pairs.append((text("file_sha256", lang), _v("mono", mnist["file_sha256"])))
     if mnist.get("content_sha256"):
-        pairs.append((text("content_check", lang), esc(text("content_ok", lang))))
+        mnist_pairs.append((text("content_check", lang), _v("text", text("content_ok", lang))))
     if mnist.get("failed"):
-        pairs.append((text("failed_sources", lang), _failed_list(mnist["failed"])))
-    out.append(f"<h3>{esc(text('mnist', lang))}</h3>{_kv(pairs)}")
-    pairs = [
-        (text("source", lang), f"<code>{esc(image.get('source', ''))}</code>"),
-        (text("location", lang), f'<span class="mono">{esc(image.get("url", ""))}</span>'),
-        (text("image_file", lang), f"<code>{esc(image.get('file', ''))}</code>"),
+        mnist_pairs.append((text("failed_sources", lang), _failed(mnist["failed"])))
+    image_pairs = [
+        (text("source", lang), _v("code", image.get("source", ""))),
+        (text("location", lang), _v("mono", image.get("url", ""))),
+        (text("image_file", lang), _v("code", image.get("file", ""))),
     ]
     if image.get("size"):
-        pairs.append((text("image_size", lang), esc(" × ".join(str(v) for v in image["size"]))))
+        size = " × ".join(str(v) for v in image["size"])
+        image_pairs.append((text("image_size", lang), _v("text", size)))
     if image.get("sha256"):
-        pairs.append(
-            (text("file_sha256", lang), f'<span class="mono">{esc(image["sha256"])}</span>')
-        )
+        image_pairs.append((text("file_sha256", lang), _v("mono", image["sha256"])))
     if image.get("failed"):
-        pairs.append((text("failed_sources", lang), _failed_list(image["failed"])))
-    out.append(f"<h3>{esc(text('demo_image', lang))}</h3>{_kv(pairs)}")
-    return "".join(out)
+        image_pairs.append((text("failed_sources", lang), _failed(image["failed"])))
+    return {"warning": warning, "mnist": mnist_pairs, "image": image_pairs}
 
 
 def _flag(value: str, lang: str) -> str:
     return text(value, lang) if value in ("true", "false", "unknown") else value
 
 
-def provenance_section(inputs: ReportInputs, lang: str) -> str:
-    pairs = [
-        (text(k, lang), f'<span class="mono">{esc(_flag(inputs.provenance[k], lang))}</span>')
-        for k in PROVENANCE_KEYS
-        if inputs.provenance.get(k)
-    ]
-    head = "".join(
-        f"<th>{esc(text(k, lang))}</th>" for k in ("col_model", "run_id", "experiment", "restored")
-    )
-    rows = "".join(
-        f'<tr><td><code>{esc(m)}</code></td><td class="mono">{esc(r.get("run_id", ""))}</td>'
-        f"<td>{esc(r.get('experiment', ''))}</td>"
-        f"<td>{esc(text('true' if r.get('restored') else 'false', lang))}</td></tr>"
-        for m, r in inputs.runs.items()
-    )
-    runs = (
-        f'<h3>{esc(text("mlflow_runs", lang))}</h3><div class="scroll"><table><thead><tr>{head}'
-        f"</tr></thead><tbody>{rows}</tbody></table></div>"
-        f'<p class="note">{esc(text("restored_note", lang))}</p>'
-    )
-    params = (
-        f"<details><summary><b>{esc(text('params', lang))}</b></summary>"
-        f"<pre>{esc(inputs.params_text)}</pre></details>"
-    )
-    return _kv(pairs) + runs + params
+def provenance_view(inputs: ReportInputs, lang: str) -> dict[str, Any]:
+    return {
+        "pairs": [
+            (text(k, lang), _v("mono", _flag(inputs.provenance[k], lang)))
+            for k in PROVENANCE_KEYS
+            if inputs.provenance.get(k)
+        ],
+        "head": [text(k, lang) for k in ("col_model", "run_id", "experiment", "restored")],
+        "runs": [
+            {
+                "model": m,
+                "run_id": r.get("run_id", ""),
+                "experiment": r.get("experiment", ""),
+                "restored": text("true" if r.get("restored") else "false", lang),
+            }
+            for m, r in inputs.runs.items()
+        ],
+        "params": inputs.params_text,
+    }
 
 
-def pad_section(inputs: ReportInputs, lang: str) -> str:
-    """The interactive drawing pad (hidden without JavaScript), or nothing without a model."""
-    if not inputs.pad_layers:
-        return ""
-    return drawpad.section(inputs.pad_layers, lang, inputs.pad_assets[0])
-
-
-def build_html(inputs: ReportInputs, lang: str) -> str:
-    """The whole page, self-contained."""
-    if lang not in i18n.LANGS:
-        raise ReportError(f"report.lang must be one of {', '.join(i18n.LANGS)}, got {lang!r}.")
+def page_view(inputs: ReportInputs, lang: str) -> dict[str, Any]:
+    """Everything the template shows, as plain values (text is escaped when rendered)."""
     number = 0
-    sections: list[tuple[str, str, str]] = []  # (anchor, title, body)
 
-    body = [f"<p>{esc(text('conv_intro', lang))}</p>"]
-    for stem, png in inputs.conv_figures:
-        number += 1
-        body.append(_figure(number, png, text(f"cap_{stem}", lang), lang))
-    sections.append(("conv", text("sec_conv", lang), "".join(body)))
-
-    tables = "".join(_summary_table(m, rows, lang) for m, rows in inputs.summaries.items())
-    net = [
-        f"<p>{esc(text('networks_intro', lang))}</p>",
-        f'<h3 id="architectures">{esc(text("sec_architectures", lang))}</h3>',
-        f'<div class="tables">{tables}</div>',
-    ]
-    first_of_kind: dict[str, int] = {}
-
-    def network_figure(fig: NetworkFigure) -> str:
-        # The first figure of a kind explains it; the next ones (other models) refer back.
+    def figure(png: bytes, caption: str) -> dict[str, str]:
         nonlocal number
         number += 1
+        label = f"{text('figure', lang)} {number}"
+        return {"src": data_uri(png), "label": label, "caption": caption}
+
+    conv = [figure(png, text(f"cap_{stem}", lang)) for stem, png in inputs.conv_figures]
+    first_of_kind: dict[str, int] = {}
+
+    def network_figure(fig: NetworkFigure) -> dict[str, str]:
+        # The first figure of a kind explains it; the next ones (other models) refer back.
         if fig.kind in first_of_kind:
             models = ", ".join(fig.models)
             caption = text("cap_again", lang, n=first_of_kind[fig.kind], model=models)
         else:
-            first_of_kind[fig.kind] = number
+            first_of_kind[fig.kind] = number + 1
             caption = _caption(fig, lang)
-        return _figure(number, fig.png, caption, lang)
+        return figure(fig.png, caption)
 
+    groups = []
     for key, kinds in NETWORK_SECTIONS:
         figs = [f for f in inputs.network_figures if f.kind in kinds]
-        if not figs:
-            continue
-        net.append(f'<h3 id="{key}">{esc(text(key, lang))}</h3>')
-        net += [network_figure(fig) for fig in figs]
+        if figs:
+            groups.append({"id": key, "title": text(key, lang), "figures": []})
+            groups[-1]["figures"] = [network_figure(f) for f in figs]
     known = {k for _, kinds in NETWORK_SECTIONS for k in kinds}
-    net += [network_figure(fig) for fig in inputs.network_figures if fig.kind not in known]
-    sections.append(("networks", text("sec_networks", lang), "".join(net)))
+    others = [network_figure(f) for f in inputs.network_figures if f.kind not in known]
+    if others:
+        groups.append({"id": "", "title": "", "figures": others})
+    toc = [
+        (anchor, text(f"sec_{anchor}", lang))
+        for anchor in ("conv", "networks", "comparison", "claims", "sources", "provenance")
+    ]
+    pad = ""
+    if inputs.pad_layers:
+        pad = drawpad.section(inputs.pad_layers, lang, inputs.pad_assets[0])
+    return {
+        "lang": lang,
+        "t": i18n.section("report", lang),
+        # The project's own style sheets (inside <style> nothing is entity-decoded).
+        "css": markupsafe.Markup(REPORT_CSS.read_text(encoding="utf-8") + inputs.pad_assets[1]),
+        "toc": toc,
+        "conv_figures": conv,
+        "summaries": [_summary_view(m, rows, lang) for m, rows in inputs.summaries.items()],
+        "network_groups": groups,
+        "pad": markupsafe.Markup(pad),  # built and escaped by stages/drawpad.py
+        "comparison": comparison_view(inputs.comparison, lang),
+        "claims": [claim_view(c, lang) for c in inputs.claims],
+        "sources": sources_view(inputs.sources, lang),
+        "provenance": provenance_view(inputs, lang),
+    }
 
-    sections.append(
-        ("comparison", text("sec_comparison", lang), comparison_table(inputs.comparison, lang))
-    )
-    sections.append(
-        ("claims", text("sec_claims", lang), "".join(_claim_block(c, lang) for c in inputs.claims))
-    )
-    sections.append(("sources", text("sec_sources", lang), sources_section(inputs.sources, lang)))
-    sections.append(("provenance", text("sec_provenance", lang), provenance_section(inputs, lang)))
 
-    toc = "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t, _ in sections)
-    content = "".join(
-        f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>'
-        + (pad_section(inputs, lang) if a == "networks" else "")
-        for a, t, b in sections
+def build_html(inputs: ReportInputs, lang: str) -> str:
+    """The whole page, self-contained: the template filled with :func:`page_view`."""
+    if lang not in i18n.LANGS:
+        raise ReportError(f"report.lang must be one of {', '.join(i18n.LANGS)}, got {lang!r}.")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
     )
-    title = esc(text("title", lang))
-    return (
-        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{title}</title>\n<style>{CSS}{inputs.pad_assets[1]}</style>\n</head>\n<body>\n<main>\n"
-        f'<h1>{title}</h1><p class="subtitle">{esc(text("subtitle", lang))}</p>'
-        f"<p>{esc(text('intro', lang))}</p>"
-        f"<nav><b>{esc(text('contents', lang))}</b><ol>{toc}</ol></nav>\n"
-        f"{content}\n</main>\n</body>\n</html>\n"
-    )
+    return env.get_template(TEMPLATE).render(page_view(inputs, lang))
 
 
 # --------------------------------------------------------------------------------------

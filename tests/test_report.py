@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import markupsafe
 import numpy as np
 import pytest
 from PIL import Image
@@ -44,6 +45,10 @@ def external_references(page: str) -> list[str]:
         r"""href\s*=\s*(?!["']?#)""",
     ]
     return [m.group(0) for p in patterns for m in re.finditer(p, page, flags=re.I)]
+
+
+def esc(value: str) -> str:
+    return str(markupsafe.escape(value))
 
 
 CLAIMS = [
@@ -202,12 +207,12 @@ def test_page_is_complete_and_self_contained(tmp_path, lang):
     assert page.count('<img src="data:image/png;base64,') == 12
     assert embedded_images(page) == expected
     for stem in rp.CONV_FIGURES:
-        assert rp.esc(rp.text(f"cap_{stem}", lang)) in page
-    assert rp.esc(rp.text("cap_history", lang, model="cnn")) in page
-    assert rp.esc(rp.text("cap_bn_comparison", lang, plain="cnn_small", bn="cnn_small_bn")) in page
+        assert esc(rp.text(f"cap_{stem}", lang)) in page
+    assert esc(rp.text("cap_history", lang, model="cnn")) in page
+    assert esc(rp.text("cap_bn_comparison", lang, plain="cnn_small", bn="cnn_small_bn")) in page
     assert f"{rp.text('figure', lang)} 12." in page
     # A second figure of a kind refers back to the first one's explanation.
-    assert rp.esc(rp.text("cap_again", lang, n=9, model="mlp")) in page
+    assert esc(rp.text("cap_again", lang, n=9, model="mlp")) in page
 
     # Nothing loaded from elsewhere; no script at all; links only within the page.
     assert external_references(page) == []
@@ -228,13 +233,14 @@ def test_page_is_complete_and_self_contained(tmp_path, lang):
     assert "a" * 32 in page and "b" * 32 in page
     assert "lang: es  # &lt;b&gt;not bold&lt;/b&gt;" in page
 
-    # Whatever comes from files is escaped.
-    assert "<script>" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    # The style sheet is inlined as written; whatever comes from files is escaped.
+    assert 'font-family: "DejaVu Sans"' in page
+    assert "<script>" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
 
     # The comparison table, formatted.
     assert ">700\u202f000<" in page and ">0.9910<" in page and ">812.3<" in page
     assert f">{rp.text('col_test_accuracy', lang)}<" in page
-    assert rp.esc(rp.text("total_params", lang, model="cnn", n="320")) in page
+    assert esc(rp.text("total_params", lang, model="cnn", n="320")) in page
 
 
 def test_claims_are_rendered_in_the_page_language(tmp_path):
@@ -243,18 +249,18 @@ def test_claims_are_rendered_in_the_page_language(tmp_path):
     assert "104.5 % de los del mlp; menos de la mitad: no" in page
     assert "mejor precisión en prueba: <b>sí</b>" in page
     assert "muchos menos parámetros (menos de la mitad): <b>no</b>" in page
-    assert rp.esc(claims.statement("cnn_vs_mlp", "es")) in page
+    assert esc(claims.statement("cnn_vs_mlp", "es")) in page
     assert "Falta(n) en `models` de params.yaml: cnn_small_bn, &lt;script&gt;" in page
     page_en = rp.build_html(fake_inputs(tmp_path), "en")
     assert "Test accuracy: cnn 0.9910 vs mlp 0.9800 (+1.10 points; higher: yes)" in page_en
-    assert rp.esc(claims.statement("cnn_vs_mlp", "en")) in page_en
+    assert esc(claims.statement("cnn_vs_mlp", "en")) in page_en
     assert CLAIMS[0]["reason"] not in page_en  # the JSON's prose is never parsed nor shown
 
 
 def test_a_claim_the_report_cannot_read_names_the_fix(tmp_path):
     broken = {**CLAIMS[0], "evidence": {}}
     with pytest.raises(rp.ReportError, match="rerun `dvc repro evaluate`"):
-        rp._claim_block(broken, "es")
+        rp.claim_view(broken, "es")
 
 
 def test_claim_parts_follow_the_statement():
@@ -274,14 +280,11 @@ def test_claim_parts_follow_the_statement():
             "cnn_small_test_accuracy": 0.99,
         },
     }
-    block = rp._claim_block(claim, "en")
-    items = re.findall(r"<li>(.*?):", block)
-    assert items == [
-        "higher validation accuracy",
-        "higher test accuracy",
-        "faster rise in the first epochs",
+    assert rp.claim_view(claim, "en")["parts"] == [
+        ("higher validation accuracy", "yes"),
+        ("higher test accuracy", "no"),
+        ("faster rise in the first epochs", "not checked"),
     ]
-    assert "<li>faster rise in the first epochs: <b>not checked</b></li>" in block
 
 
 def test_no_warning_without_fallback(tmp_path):
@@ -345,7 +348,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
     assert 'class="warning"' not in page
     for name in ("cnn", "cnn_small", "cnn_small_bn", "mlp"):
         assert f"{name}: " in page and " parámetros</caption>" in page
-    assert rp.esc(rp.text("total_params", "es", model="cnn_small", n="14\u202f178")) in page
+    assert esc(rp.text("total_params", "es", model="cnn_small", n="14\u202f178")) in page
     for run in read_json(config.EVAL_RUNS).values():
         assert run["run_id"] in page
     assert tracking.provenance_tags()["git_commit"] in page

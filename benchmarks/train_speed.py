@@ -27,6 +27,13 @@ other compare badly.
 
 Prints samples/s (training samples x epochs / seconds), the ratio to the notebook and test
 accuracies.
+
+    python benchmarks/train_speed.py --mode models --epochs 4    # cnn, cnn_small, cnn_small_bn
+
+- ``models``: the pipeline's training of several models side by side in one process, one epoch
+  each in turn (the order rotates every epoch), plus ``cnn_small_bn`` with Keras' own
+  (unfused) BatchNormalization graph (``--keras-bn``); prints seconds per epoch and the ratios
+  of median epochs that issue 14 sets goals for (first epoch, with graph tracing, left out).
 """
 
 from __future__ import annotations
@@ -165,6 +172,71 @@ def interleave(
     }
 
 
+KERAS_BN = "keras_bn"  # --mode models: the suffix of a side that trains Keras' own BN graph
+
+
+def models_side_by_side(
+    names: list[str], epochs: int, keras_bn: bool, precision: str | None = None
+) -> dict:
+    """Train each model as ``stages.train.fit`` does, one epoch each in turn; seconds per epoch
+    from the second on."""
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    import contextlib
+
+    import keras
+
+    from stages import config
+    from stages.models import build_model, fused_batch_norm
+    from stages.preprocess import load_processed
+    from stages.train import (
+        compile_model,
+        configure_tensorflow,
+        epoch_timer,
+        input_datasets,
+        resolve_precision,
+        use_prefetch,
+    )
+
+    params = config.load_params()
+    train_cfg = params.train
+    configure_tensorflow(params.seed.seed, train_cfg.deterministic)
+    precision = resolve_precision(precision or train_cfg.precision)
+    print(f"precision {precision}; deterministic {train_cfg.deterministic}")
+    data = load_processed()
+    sides = names + ([f"cnn_small_bn/{KERAS_BN}"] if keras_bn else [])
+    models, datasets = {}, {}
+    for side in sides:
+        name = side.split("/")[0]
+        cfg = params.model(name)
+        keras.utils.set_random_seed(params.seed_for(name))
+        models[side] = build_model(name, precision)
+        compile_model(models[side], cfg, train_cfg.steps_per_execution)
+        prefetch = use_prefetch(train_cfg.prefetch)
+        datasets[side] = input_datasets(data, cfg.batch_size, params.seed_for(name), prefetch)
+    seconds: dict[str, list[float]] = {side: [] for side in sides}
+    print("epoch " + " ".join(f"{side:>22}" for side in sides), flush=True)
+    for e in range(epochs):
+        shift = e % len(sides)
+        for side in sides[shift:] + sides[:shift]:  # everyone goes first in turn
+            timer = epoch_timer()
+            keras_graph = side.endswith(KERAS_BN)
+            with contextlib.nullcontext() if keras_graph else fused_batch_norm(models[side]):
+                train_ds, val_ds = datasets[side]
+                models[side].fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=e + 1,
+                    initial_epoch=e,
+                    shuffle=False,
+                    verbose=0,
+                    callbacks=[timer],
+                )
+            seconds[side].append(timer.seconds[-1])
+        print(f"{e + 1:5d} " + " ".join(f"{seconds[s][-1]:22.2f}" for s in sides), flush=True)
+    return {side: secs[1:] or secs for side, secs in seconds.items()}  # first epoch traces
+
+
 def trial(
     variant: str, model_name: str, epochs: int, spe: int | None = None, seed: int | None = None
 ) -> dict:
@@ -250,7 +322,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--mode", choices=("interleave", "process"), default="interleave")
+    parser.add_argument("--mode", choices=("interleave", "process", "models"), default="interleave")
+    parser.add_argument(
+        "--models",
+        default="cnn,cnn_small,cnn_small_bn",
+        help="models mode: the models trained side by side",
+    )
+    parser.add_argument(
+        "--keras-bn",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="models mode: also cnn_small_bn with Keras' own BatchNormalization graph",
+    )
+    parser.add_argument("--precision", help="models mode: override train.precision")
     parser.add_argument("--rounds", type=int, default=2, help="process mode: trials per variant")
     parser.add_argument(
         "--variants", default="notebook,pipeline", help="process mode: " + ",".join(VARIANTS)
@@ -268,6 +352,23 @@ def main() -> None:
     if args.trial:
         res = trial(args.trial, args.model, args.epochs, args.steps_per_execution, args.seed)
         print("RESULT " + json.dumps(res), flush=True)
+        return
+    if args.mode == "models":
+        print(f"models side by side, {args.epochs} epochs, one process")
+        names = args.models.split(",")
+        secs = models_side_by_side(names, args.epochs, args.keras_bn, args.precision)
+        med = {side: statistics.median(s) for side, s in secs.items()}
+        print("median epoch (epochs 2 on): " + ", ".join(f"{s} {v:.2f} s" for s, v in med.items()))
+        for a, b in (
+            ("cnn_small", "cnn"),
+            ("cnn_small_bn", "cnn_small"),
+            (f"cnn_small_bn/{KERAS_BN}", "cnn_small"),
+        ):
+            if a in med and b in med:
+                # Epochs of one round ran seconds apart: their ratio shrugs off slow spells.
+                paired = statistics.median(x / y for x, y in zip(secs[a], secs[b], strict=True))
+                ratio = med[a] / med[b]
+                print(f"{a} / {b}: {ratio:.2f}x (median of per-epoch ratios {paired:.2f}x)")
         return
     if args.mode == "process":
         print(f"model {args.model}, {args.epochs} epochs, {args.rounds} rounds, process mode")

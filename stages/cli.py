@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -133,3 +135,38 @@ def committing() -> Iterator[None]:
             signal.signal(sig, handler)
     if caught:
         _deliver(signal.SIGTERM if signal.SIGTERM in caught else caught[0])
+
+
+# TensorFlow's C++ start-up notices, written through absl before TF_CPP_MIN_LOG_LEVEL applies
+# (TF 2.21), once per shared library: absl's preamble and oneDNN's 280-character
+# "oneDNN custom operations are on ..." (an INFO line; TF_ENABLE_ONEDNN_OPTS=0 would silence it
+# by changing the kernels).
+TF_START_UP_NOTICES = (
+    "WARNING: All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on.",
+)
+
+
+@contextlib.contextmanager
+def tensorflow_notices_dropped() -> Iterator[None]:
+    """Import TensorFlow inside this block: its start-up notices (``TF_START_UP_NOTICES``) are
+    dropped from stderr, and everything else written to it meanwhile follows when the block
+    ends. Nothing is held back once TensorFlow is loaded."""
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(notice in line for notice in TF_START_UP_NOTICES):
+                    sys.stderr.write(line)
+            sys.stderr.flush()

@@ -17,7 +17,10 @@ What makes it faster than the notebook, without changing those semantics:
 - ``train.precision: auto`` trains in Keras' ``mixed_bfloat16`` (float32 weights, bfloat16
   arithmetic, float32 softmax) where the hardware has bfloat16 units (AMX on recent Xeons,
   tensor cores from Ampere on), float32 elsewhere. This changes rounding, not the training
-  recipe; ``benchmarks/train_speed.py`` compares test accuracy with the notebook's fit.
+  recipe; ``benchmarks/train_speed.py`` compares test accuracy with the notebook's fit;
+- BatchNormalization layers train with TF's fused kernel (``models.fused_batch_norm``: Keras'
+  semantics, standard layers), not Keras' graph of reductions, which more than doubled
+  ``cnn_small_bn``'s epoch (``benchmarks/README.md``).
 Determinism (same params + data → identical history) comes from seeding everything once and
 enabling TF op determinism; see ``train.deterministic`` in params.yaml.
 """
@@ -42,6 +45,7 @@ import numpy as np
 
 from stages import cli, config, files, serving, tracking
 from stages.config import ModelConfig, TrainConfig
+from stages.models import fused_batch_norm
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,9 @@ class TrainResult:
 
 def configure_tensorflow(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and TF, and optionally require deterministic TF ops."""
-    import keras
-    import tensorflow as tf
+    with cli.tensorflow_notices_dropped():
+        import keras
+        import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     if deterministic:
@@ -102,6 +107,19 @@ def epoch_timer() -> Any:
             self.seconds.append(time.perf_counter() - self._start)
 
     return EpochTimer()
+
+
+def epoch_log(timer: Any, epochs: int) -> Any:
+    """One log line per epoch (what a log file needs; Keras' ``verbose=2`` prints two)."""
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            metrics = " - ".join(f"{k} {logs[k]:.4f}" for k in HISTORY_COLUMNS[1:] if k in logs)
+            log.info("Epoch %d/%d - %.1f s - %s", epoch + 1, epochs, timer.seconds[-1], metrics)
+
+    return EpochLog()
 
 
 def native_bfloat16(
@@ -234,13 +252,16 @@ def fit(
     callbacks = [timer] + ([on_epoch(timer)] if on_epoch else [])
     if verbose == "auto":
         # A live bar on a terminal; one line per epoch in logs (DVC, CI).
-        verbose = 1 if sys.stdout.isatty() else 2
+        verbose = 1 if sys.stdout.isatty() else 0
+        if not verbose:
+            callbacks.append(epoch_log(timer, cfg.epochs))
     start = time.perf_counter()
 
     def stop() -> None:  # Keras checks this after every step
         model.stop_training = True
 
-    with cli.stopping_gently(stop):
+    # BatchNormalization trains with TF's fused kernel; the model stays standard Keras.
+    with cli.stopping_gently(stop), fused_batch_norm(model):
         hist = model.fit(
             train_ds,
             validation_data=val_ds,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +46,24 @@ def test_committing_holds_a_signal_until_the_outputs_are_written(tmp_path):
         written.append("a")
         written.append("b")
     assert written == ["a", "b"]
+
+
+def test_tensorflow_start_up_notices_are_dropped_and_nothing_else():
+    code = (
+        "import os\n"
+        "from stages import cli\n"
+        "with cli.tensorflow_notices_dropped():\n"
+        "    import tensorflow\n"
+        "    os.write(2, b'kept line\\n')\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],  # this checkout's stages package
+    )
+    assert "kept line" in out.stderr
+    assert not any(notice in out.stderr for notice in cli.TF_START_UP_NOTICES)

@@ -83,3 +83,51 @@ def test_mixed_bfloat16_computes_in_bf16_keeps_float32_weights_and_output():
 def test_unknown_precision_is_a_clear_error():
     with pytest.raises(ValueError, match=r"Unknown precision 'float16'.*float32"):
         models.build_model("cnn", "float16")
+
+
+def _bn_step(model, x, fused: bool):
+    """One training forward/backward pass: output, gradients, moving statistics."""
+    import contextlib
+
+    import tensorflow as tf
+
+    with models.fused_batch_norm(model) if fused else contextlib.nullcontext():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(model(x, training=True)))
+        grads = tape.gradient(loss, [x] + [w.value for w in model.trainable_weights])
+    return [g.numpy() for g in grads] + [w.numpy() for w in model.non_trainable_weights]
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_is_keras_batch_norm(precision):
+    """Same moving statistics and, in float32, the same weight gradients as Keras' own graph (to
+    float32 rounding of sums over 128 x 26 x 26 values; bfloat16 gradients summed over as many
+    values differ by their own rounding either way), inference untouched, layers standard."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = models.build_model("cnn_small_bn", precision)
+    x = tf.random.uniform((128, 28, 28, 1))
+    before = [w.numpy() for w in model.weights]
+    keras_graph = _bn_step(model, x, fused=False)
+    for w, value in zip(model.weights, before, strict=True):
+        w.assign(value)
+    fused = _bn_step(model, x, fused=True)
+    # Weight gradients and moving statistics (the input's gradient feeds nothing in training).
+    compared = slice(1, None) if precision == "float32" else slice(-4, None)
+    for a, b in zip(keras_graph[compared], fused[compared], strict=True):
+        np.testing.assert_allclose(b, a, rtol=2e-3, atol=2e-3 * np.abs(a).max())
+    moving = model.get_layer("bn1").moving_variance.numpy()
+    assert not np.allclose(moving, 1.0)  # the moving statistics did move
+    assert all("call" not in vars(layer) for layer in model.layers)  # restored on exit
+    np.testing.assert_array_equal(model(x, training=False), model.predict(x, verbose=0))
+
+
+def test_fused_batch_norm_switches_only_batch_norm_layers():
+    with models.fused_batch_norm(models.build_model("cnn_small_bn")) as switched:
+        assert switched == 2
+    with models.fused_batch_norm(models.build_model("cnn")) as switched:
+        assert switched == 0

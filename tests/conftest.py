@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,11 @@ def tiny_cnn(tmp_path_factory, subset) -> Path:
     path = tmp_path_factory.mktemp("tiny_cnn") / "cnn.keras"
     model.save(path)
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a user's terminal sends it: a runner that starts the tests in the background
+    (`cmd &` in a script) leaves SIGINT ignored, and every stage subprocess would inherit that,
+    so the interrupt tests would test nothing. Python's own handler here; SIG_DFL in children."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

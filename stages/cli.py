@@ -103,14 +103,21 @@ def stopping_gently(stop: Callable[[], None]) -> Iterator[None]:
         caught.append(signum)
         stop()
 
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with _handling(request):
+        yield
+    if caught:
+        _deliver(caught[0])
+
+
+@contextlib.contextmanager
+def _handling(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM inside the block; the previous handlers after it."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if caught:
-        _deliver(caught[0])
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _deliver(signum: int) -> None:
@@ -127,12 +134,8 @@ def committing() -> Iterator[None]:
     def hold(signum: int, frame: FrameType | None) -> None:
         caught.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _handling(hold):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if caught:
         _deliver(signal.SIGTERM if signal.SIGTERM in caught else caught[0])
 

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,27 @@ def pytest_configure(config: pytest.Config) -> None:
     so the interrupt tests would test nothing. Python's own handler here; SIG_DFL in children."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def train_until_epoch(
+    repo: Path, model: str, env: dict[str, str], epoch: int = 2, timeout: float = 120
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start ``python -m stages.train model`` in ``repo`` and read its log until epoch
+    ``epoch`` is done (training is really under way) or ``timeout`` seconds pass; returns the
+    running process and the lines read."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", model],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if f"Epoch {epoch}/" in line or time.monotonic() > deadline:
+            break
+    return proc, lines

@@ -18,7 +18,7 @@ import yaml
 
 from stages import config, train
 from stages.train import TrainResult
-from tests.conftest import ROOT, VENV_BIN, run, write_params
+from tests.conftest import ROOT, VENV_BIN, run, train_until_epoch, write_params
 
 ROWS = [
     {
@@ -308,19 +308,7 @@ def test_two_runs_give_identical_history_and_metrics(repo):
 def test_killed_training_leaves_no_model(repo):
     _prepare(repo, models={"cnn_small": {"epochs": 50}})
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stages.train", "cnn_small"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    assert proc.stdout is not None
-    for line in proc.stdout:  # wait until training is really under way
-        if "Epoch 2/" in line or time.monotonic() > deadline:
-            break
+    proc, _ = train_until_epoch(repo, "cnn_small", env)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # The hard kill left the run RUNNING; the next stage that opens the store marks it KILLED.
@@ -401,19 +389,7 @@ def test_sigterm_ends_the_run_killed(repo):
 
     _prepare(repo, models={"cnn_small": {"epochs": 50}})
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stages.train", "cnn_small"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        if "Epoch 2/" in line or time.monotonic() > deadline:
-            break
+    proc, _ = train_until_epoch(repo, "cnn_small", env)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode != 0

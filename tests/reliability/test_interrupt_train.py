@@ -4,14 +4,12 @@ no MLflow run left RUNNING. Real signals to a real training subprocess."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, run, write_params
+from tests.conftest import VENV_BIN, run, train_until_epoch, write_params
 
 from .conftest import Outcome, listing, report, stage_env
 
@@ -24,21 +22,8 @@ def test_signal_during_training(repo: Path, sig: signal.Signals):
     before = listing(repo)
     env = stage_env(PATH=f"{VENV_BIN}:{stage_env()['PATH']}")
     env.pop("PYTHONPATH")  # the repo copy's own stages/
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stages.train", "cnn"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
+    proc, lines = train_until_epoch(repo, "cnn", env)  # really training
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # wait for the first finished epoch: really training
-            lines.append(line)
-            if "Epoch 2/" in line:
-                break
         sent = time.perf_counter()
         proc.send_signal(sig)
         rest = proc.communicate(timeout=60)[0]

@@ -122,7 +122,7 @@ def reason(claim: Claim, lang: str) -> str:
         key = "reason_batchnorm_epoch1" if k == 1 else "reason_batchnorm_early"
         early = _t(key, lang, **{**ev, "early_epochs": k}, faster=yes["faster early rise"])
         return f"{out} {early}"
-    raise KeyError(f"claims.json: unknown claim {claim.id!r} (rerun `dvc repro evaluate`).")
+    raise KeyError(f"claims.json: unknown claim {claim.id!r} (rerun `dvc repro compare`..")
 
 
 def verdict_sentence(claim: Claim, lang: str) -> str:

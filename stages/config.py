@@ -57,12 +57,15 @@ EVAL_DIR = REPORTS_DIR / "evaluate"
 CONV_DIR = FIGURES_DIR / "convolutions"
 
 
-# What evaluate writes across models (DVC metrics, run ids, input digests, claims, tables).
-EVAL_METRICS = EVAL_DIR / "metrics.json"
-EVAL_TIMING = EVAL_DIR / "timing.json"  # inference throughput: tracked, not DVC metrics
-EVAL_RUNS = EVAL_DIR / "runs.json"
-EVAL_CLAIMS = EVAL_DIR / "claims.json"
-EVAL_INPUTS = EVAL_DIR / "inputs.json"  # digests of what evaluate read (the gate checks them)
+# What the compare stage writes across models (DVC metrics, run ids, input digests, claims,
+# tables, the training curves of every model in one table for `dvc plots`).
+COMPARE_DIR = REPORTS_DIR / "compare"
+COMPARE_METRICS = COMPARE_DIR / "metrics.json"
+COMPARE_TIMING = COMPARE_DIR / "timing.json"  # inference throughput: tracked, not DVC metrics
+COMPARE_RUNS = COMPARE_DIR / "runs.json"
+COMPARE_CLAIMS = COMPARE_DIR / "claims.json"
+COMPARE_INPUTS = COMPARE_DIR / "inputs.json"  # digests of what was evaluated (the gate checks)
+COMPARE_HISTORY = COMPARE_DIR / "history.csv"
 COMPARISON_MD = REPORTS_DIR / "comparison.md"
 COMPARISON_CSV = REPORTS_DIR / "comparison.csv"
 # Figures of the trained networks, and the index of a figure folder (what each file shows).
@@ -77,17 +80,32 @@ def model_path(name: str) -> Path:
 
 
 def eval_dir(name: str) -> Path:
-    """One model's evaluation files (the EVAL_FILES)."""
+    """One model's evaluation files (the EVAL_FILES), written by ``evaluate@<name>``."""
     return EVAL_DIR / name
 
 
 # Per model under eval_dir(name): the test predictions (DVC's confusion plot), the confusion
-# matrix, per-class precision/recall/F1 and the most confidently wrong test images.
+# matrix, per-class precision/recall/F1, the most confidently wrong test images, the test
+# metrics and parameter count, the inference throughput, the MLflow runs the metrics went to
+# and the digests of what was evaluated.
 PREDICTIONS = "predictions.csv"
 CONFUSION = "confusion.json"
 PER_CLASS = "per_class.json"
 WRONG = "wrong.json"
-EVAL_FILES = (PREDICTIONS, CONFUSION, PER_CLASS, WRONG)
+EVAL_METRICS = "metrics.json"
+EVAL_TIMING = "timing.json"
+EVAL_RUN = "run.json"
+EVAL_INPUTS = "inputs.json"
+EVAL_FILES = (
+    PREDICTIONS,
+    CONFUSION,
+    PER_CLASS,
+    WRONG,
+    EVAL_METRICS,
+    EVAL_TIMING,
+    EVAL_RUN,
+    EVAL_INPUTS,
+)
 
 
 def history_path(name: str) -> Path:
@@ -340,7 +358,7 @@ class OrderingRule:
 
 @dataclass(frozen=True, config=_SECTION)
 class ThresholdsConfig:
-    """What the CI gate (``make gate``: stages/gate.py) demands of reports/evaluate/metrics.json."""
+    """What the CI gate (``make gate``: stages/gate.py) demands of reports/compare/metrics.json."""
 
     # min[model][metric path] = lowest accepted value; the dotted path walks metrics.json.
     min: Mapping[str, Mapping[str, Threshold]] = field(default_factory=dict)

@@ -1,48 +1,40 @@
-"""Stage ``evaluate``: test every trained model, compare them, and check the notebook's claims.
+"""Stage ``evaluate@<model>``: test one trained model on the test split.
 
-For each model in params ``models`` it writes, under ``reports/evaluate/<model>/``:
-``predictions.csv`` (``actual,predicted`` per test image: DVC's ``confusion`` plot),
-``confusion.json`` (rows = true class), ``per_class.json`` (precision, recall, F1, support) and
-``wrong.json`` (the most confidently wrong test images). Across models it writes the DVC metrics
-file ``reports/evaluate/metrics.json`` (``cnn.test.accuracy``, ...), ``reports/comparison.md``
-and ``.csv`` (one row per model), ``reports/evaluate/claims.json`` (the verdicts on the
-notebook's two claims) and ``reports/evaluate/runs.json`` (the MLflow runs the test metrics went
-to: each model's own training run, or a new one tagged ``restored=true`` when that run is not in
-this store).
+It writes, under ``reports/evaluate/<model>/``: ``predictions.csv`` (``actual,predicted`` per test
+image: DVC's ``confusion`` plot), ``confusion.json`` (rows = true class), ``per_class.json``
+(precision, recall, F1, support), ``wrong.json`` (the most confidently wrong test images),
+``metrics.json`` (test accuracy, loss, macro F1 and the parameter count), ``timing.json``
+(inference images/s), ``run.json`` (the MLflow runs the test metrics went to: the model's own
+training run, and this execution's parent run) and ``inputs.json`` (digests of the model, data
+and params evaluated). The compare stage puts the models side by side.
 
-Keras and MLflow are imported where they are used, so importing this module (as ``stages.gate``
-does) stays cheap.
+Keras and MLflow are imported where they are used, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import claims, cli, config, files, fingerprint, tracking
-from stages.claims import Claim
+from stages import cli, config, files, fingerprint, tracking
 from stages.config import (
     PROCESSED_MNIST,
     EvaluateConfig,
     Params,
-    history_path,
     load_params,
     model_path,
     run_info_path,
-    train_metrics_path,
-    train_timing_path,
 )
-from stages.files import read_json, write_json
+from stages.files import read_json
 
 if TYPE_CHECKING:
     import keras
@@ -64,9 +56,6 @@ MLFLOW_METRICS = {
     "test_macro_f1": ("test", "macro_f1"),
     "inference_images_per_s": ("inference_images_per_s",),
 }
-
-# How many first epochs of validation accuracy measure "how fast it rises".
-EARLY_EPOCHS = 3
 
 
 class EvaluationError(RuntimeError):
@@ -250,16 +239,6 @@ def timing_entry(images_per_s: float) -> dict[str, Any]:
     return {"inference_images_per_s": round(float(images_per_s), 1)}
 
 
-def metrics_json(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The DVC metrics file, nested by model: ``dvc metrics show`` lists ``cnn.test.accuracy``."""
-    return {name: dict(entry) for name, entry in entries.items()}
-
-
-def write_metrics(path: str | os.PathLike[str], entries: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write the DVC metrics file (:func:`metrics_json`)."""
-    write_json(path, metrics_json(entries))
-
-
 def mlflow_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
     """The flat metric names logged to MLflow, from a ``metrics.json`` entry."""
     out = {}
@@ -269,137 +248,6 @@ def mlflow_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
             value = value[k]
         out[name] = float(value)
     return out
-
-
-# --------------------------------------------------------------------------------------
-# Pure core: comparison and claims
-# --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One model's line of the comparison table."""
-
-    model: str
-    params: int
-    epochs: int
-    train_seconds: float
-    train_samples_per_s: float
-    val_accuracy: float
-    test_accuracy: float
-    test_loss: float
-    inference_images_per_s: float
-
-
-def _english(claim: Claim) -> Claim:
-    """The claim with its English statement and reason, for readers of claims.json."""
-    text = claims.reason(claim, "en") + " " + claims.verdict_sentence(claim, "en")
-    return replace(claim, statement=claims.statement(claim.id, "en"), reason=text)
-
-
-def _claim_cnn_vs_mlp(rows: Mapping[str, ComparisonRow]) -> Claim:
-    cid = "cnn_vs_mlp"
-    missing = [m for m in ("cnn", "mlp") if m not in rows]
-    if missing:
-        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
-    cnn, mlp = rows["cnn"], rows["mlp"]
-    ratio = cnn.params / mlp.params if mlp.params else float("inf")
-    parts = {
-        "better test accuracy": cnn.test_accuracy > mlp.test_accuracy,
-        "far fewer parameters": ratio < 0.5,
-    }
-    evidence = {
-        "cnn_test_accuracy": cnn.test_accuracy,
-        "mlp_test_accuracy": mlp.test_accuracy,
-        "cnn_params": cnn.params,
-        "mlp_params": mlp.params,
-        "params_ratio": ratio,
-    }
-    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
-
-
-def _claim_batchnorm(
-    rows: Mapping[str, ComparisonRow], histories: Mapping[str, Sequence[float]]
-) -> Claim:
-    cid = "batchnorm"
-    missing = [m for m in ("cnn_small_bn", "cnn_small") if m not in rows]
-    if missing:
-        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
-    bn, plain = rows["cnn_small_bn"], rows["cnn_small"]
-    evidence: dict[str, float] = {
-        "cnn_small_bn_val_accuracy": bn.val_accuracy,
-        "cnn_small_val_accuracy": plain.val_accuracy,
-        "cnn_small_bn_test_accuracy": bn.test_accuracy,
-        "cnn_small_test_accuracy": plain.test_accuracy,
-    }
-    h_bn = list(histories.get("cnn_small_bn", []))
-    h_plain = list(histories.get("cnn_small", []))
-    k = min(EARLY_EPOCHS, len(h_bn), len(h_plain))
-    faster: bool | None = None
-    if k:
-        early_bn, early_plain = float(np.mean(h_bn[:k])), float(np.mean(h_plain[:k]))
-        faster = early_bn > early_plain
-        evidence |= {
-            "early_epochs": k,
-            "cnn_small_bn_early_val_accuracy": early_bn,
-            "cnn_small_early_val_accuracy": early_plain,
-            "cnn_small_bn_epoch1_val_accuracy": float(h_bn[0]),
-            "cnn_small_epoch1_val_accuracy": float(h_plain[0]),
-        }
-    parts = {
-        "higher validation accuracy": bn.val_accuracy > plain.val_accuracy,
-        "higher test accuracy": bn.test_accuracy > plain.test_accuracy,
-        "faster early rise": faster,
-    }
-    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
-
-
-def judge_claims(
-    rows: Sequence[ComparisonRow], histories: Mapping[str, Sequence[float]]
-) -> list[Claim]:
-    """Check the notebook's two claims against the measured numbers.
-
-    ``histories`` maps a model to its validation accuracy per epoch (epoch 1 first). A claim
-    whose models are not all present is ``not checked``; one whose parts disagree ``partly
-    holds``. "Better" means strictly greater.
-    """
-    by_name = {r.model: r for r in rows}
-    return [_claim_cnn_vs_mlp(by_name), _claim_batchnorm(by_name, histories)]
-
-
-_CSV_COLUMNS = [f.name for f in fields(ComparisonRow)]
-
-
-def comparison_csv(rows: Sequence[ComparisonRow]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=_CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(asdict(row))
-    return buf.getvalue()
-
-
-def comparison_markdown(rows: Sequence[ComparisonRow], judged: Sequence[Claim]) -> str:
-    """The comparison table, then each claim with its verdict and the numbers behind it."""
-    lines = [
-        "# Model comparison",
-        "",
-        "| Model | Parameters | Epochs | Training time (s) | Training samples/s "
-        "| Validation accuracy | Test accuracy | Test loss | Inference images/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.model} | {r.params:,} | {r.epochs} | {r.train_seconds:.1f} "
-            f"| {r.train_samples_per_s:,.0f} | {r.val_accuracy:.4f} | {r.test_accuracy:.4f} "
-            f"| {r.test_loss:.4f} | {r.inference_images_per_s:,.0f} |"
-        )
-    lines += ["", "## The notebook's claims, checked", ""]
-    for i, c in enumerate(judged, 1):
-        lines += [f"{i}. **{c.statement}**", "", f"   Verdict: **{c.verdict}**. {c.reason}", ""]
-    return "\n".join(lines)
-
-
-def claims_json(judged: Sequence[Claim]) -> list[dict[str, Any]]:
-    return [asdict(c) for c in judged]
 
 
 # --------------------------------------------------------------------------------------
@@ -468,17 +316,17 @@ def log_evaluation(
     )
 
 
-def log_stage(
+def log_model(
     uri: str,
     experiment: str,
-    infos: Mapping[str, Mapping[str, Any]],
-    metrics: Mapping[str, Mapping[str, float]],
-    artifacts: Mapping[str, Sequence[Path]],
-    shared: Sequence[Path],
+    run_info: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    artifacts: Sequence[Path],
     x: np.ndarray,
     y: np.ndarray,
-) -> dict[str, LoggedRun]:
-    """Log the whole evaluation to this execution's parent run, under one store lock."""
+) -> LoggedRun:
+    """Log one model's evaluation to this execution's parent run (and its training run), under
+    one store lock."""
     import mlflow
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.exceptions import MlflowException
@@ -491,24 +339,18 @@ def log_stage(
             mlflow.set_tracking_uri(uri)
             execution = tracking.open_execution(client, uri, experiment)
             context = InputTag(mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT, "test")
+            # The same dataset from every model's evaluation: MLflow records it once.
             client.log_inputs(
                 execution.parent_run_id,
                 [DatasetInput(test_dataset._to_mlflow_entity(), tags=[context])],
             )
-            runs = {
-                name: log_evaluation(
-                    client, execution, infos[name], metrics[name], artifacts[name], test_dataset
-                )
-                for name in infos
-            }
-            for path in shared:
-                client.log_artifact(execution.parent_run_id, str(path), artifact_path="evaluate")
+            logged = log_evaluation(client, execution, run_info, metrics, artifacts, test_dataset)
             tracking.end_stage(client, execution)
     except MlflowException as exc:
         raise EvaluationError(
             f"Could not log the evaluation to MLflow ({uri}): {exc.message}"
         ) from exc
-    return runs
+    return logged
 
 
 # --------------------------------------------------------------------------------------
@@ -532,37 +374,6 @@ def load_test_split(path: Path = PROCESSED_MNIST) -> tuple[np.ndarray, np.ndarra
     return x, y.astype(np.int64)
 
 
-def read_val_history(path: Path) -> list[float]:
-    """Validation accuracy per epoch (epoch 1 first) from a train stage's history CSV."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"epoch", "val_accuracy"} <= set(reader.fieldnames):
-            raise EvaluationError(
-                f"{path}: needs columns epoch and val_accuracy, has {reader.fieldnames}; "
-                "rerun the train stage."
-            )
-        rows = sorted(reader, key=lambda r: int(r["epoch"]))
-    return [float(r["val_accuracy"]) for r in rows]
-
-
-def read_train_summary(path: Path, timing_path: Path) -> dict[str, float]:
-    """Epochs and validation accuracy from a train ``metrics.json``, wall time and throughput
-    from its ``timing.json``."""
-    data, timing = read_json(path), read_json(timing_path)
-    try:
-        return {
-            "epochs": int(data["epochs"]),
-            "wall_seconds": float(timing["wall_seconds"]),
-            "samples_per_second": float(timing["samples_per_second"]),
-            "val_accuracy": float(data["val"]["accuracy"]),
-        }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EvaluationError(
-            f"{path} / {timing_path.name}: missing or bad key {exc}; they need epochs and "
-            "val.accuracy, wall_seconds and samples_per_second. Rerun the train stage."
-        ) from None
-
-
 def read_run_info(path: Path) -> dict[str, Any]:
     """The train stage's ``run.json``: which MLflow run and experiment hold the model."""
     info = read_json(path)
@@ -573,44 +384,19 @@ def read_run_info(path: Path) -> dict[str, Any]:
     return info
 
 
-@dataclass(frozen=True)
-class TrainOutputs:
-    """What the train stage left for one model, read and checked before any slow work."""
-
-    summary: Mapping[str, float]
-    val_history: list[float]
-    run_info: Mapping[str, Any]
-
-
-def read_train_outputs(name: str) -> TrainOutputs:
-    """Check one model's train outputs exist and read the small ones."""
-    paths = (
-        model_path(name),
-        train_metrics_path(name),
-        train_timing_path(name),
-        history_path(name),
-        run_info_path(name),
-    )
-    for path in paths:
+def read_train_outputs(name: str) -> dict[str, Any]:
+    """Check the model file exists and read its ``run.json`` (before any slow work)."""
+    for path in (model_path(name), run_info_path(name)):
         if not path.exists():
             raise EvaluationError(f"{path} not found: run `dvc repro train@{name}` first.")
-    return TrainOutputs(
-        read_train_summary(train_metrics_path(name), train_timing_path(name)),
-        read_val_history(history_path(name)),
-        read_run_info(run_info_path(name)),
-    )
+    return read_run_info(run_info_path(name))
 
 
 def evaluate_model(
-    name: str,
-    train: TrainOutputs,
-    x: np.ndarray,
-    y: np.ndarray,
-    cfg: EvaluateConfig,
-    outputs: files.Outputs,
-) -> tuple[dict[str, Any], ComparisonRow]:
-    """Evaluate one saved model, add its per-model files to ``outputs``; return its metrics
-    entry and comparison row."""
+    name: str, x: np.ndarray, y: np.ndarray, cfg: EvaluateConfig, outputs: files.Outputs
+) -> tuple[dict[str, Any], float]:
+    """Evaluate one saved model and add its per-model files to ``outputs``; return its
+    ``metrics.json`` entry and inference throughput."""
     import keras
 
     model = keras.saving.load_model(model_path(name), compile=False)
@@ -621,18 +407,6 @@ def evaluate_model(
     outputs.add_json(out / config.CONFUSION, metrics["confusion"])
     outputs.add_json(out / config.PER_CLASS, per_class_table(metrics))
     outputs.add_json(out / config.WRONG, most_confident_wrong(y, proba, cfg.n_wrong))
-    entry = metrics_entry(metrics) | timing_entry(images_per_s)
-    row = ComparisonRow(
-        model=name,
-        params=int(model.count_params()),
-        epochs=int(train.summary["epochs"]),
-        train_seconds=train.summary["wall_seconds"],
-        train_samples_per_s=train.summary["samples_per_second"],
-        val_accuracy=train.summary["val_accuracy"],
-        test_accuracy=metrics["accuracy"],
-        test_loss=metrics["loss"],
-        inference_images_per_s=entry["inference_images_per_s"],
-    )
     log.info(
         "%s: test accuracy %.4f, loss %.4f, macro F1 %.4f, %.0f images/s",
         name,
@@ -641,72 +415,61 @@ def evaluate_model(
         metrics["macro_f1"],
         images_per_s,
     )
-    return entry, row
+    return metrics_entry(metrics) | {"params": int(model.count_params())}, images_per_s
 
 
-def run_stage(params: Params, uri: str) -> None:
-    """Evaluate every model, log to MLflow, then write every output at once.
+def run_stage(params: Params, name: str, uri: str) -> None:
+    """Evaluate one model, log to MLflow, then write every output at once.
 
     Nothing is written before the MLflow logging succeeds, so a failed evaluation never leaves
     metrics the gate could take for good ones; the inputs' digests are recorded beside them
     (:mod:`stages.fingerprint`) so the gate can tell they belong to the current models.
     """
-    names, cfg = list(params.models), params.evaluate
-    if not names:
-        raise EvaluationError("No models to evaluate: params.yaml `models` is empty.")
-    # Read every small input first, so a missing or malformed one fails before the slow work.
-    train = {name: read_train_outputs(name) for name in names}
-    inputs = fingerprint.fingerprint(params)
+    if name not in params.models:
+        raise EvaluationError(
+            f"Unknown model {name!r} in params.yaml: valid names are {sorted(params.models)}."
+        )
+    run_info = read_train_outputs(name)
+    inputs = fingerprint.for_model(params, name)
     x, y = load_test_split()
     outputs = files.Outputs()
-    entries: dict[str, dict[str, Any]] = {}
-    rows: list[ComparisonRow] = []
-    for name in names:
-        entries[name], row = evaluate_model(name, train[name], x, y, cfg, outputs)
-        rows.append(row)
-    judged = judge_claims(rows, {name: t.val_history for name, t in train.items()})
-    outputs.add_json(
-        config.EVAL_TIMING,
-        {name: timing_entry(e["inference_images_per_s"]) for name, e in entries.items()},
-    )
-    outputs.add_text(config.COMPARISON_CSV, comparison_csv(rows))
-    outputs.add_text(config.COMPARISON_MD, comparison_markdown(rows, judged))
-    outputs.add_json(config.EVAL_CLAIMS, claims_json(judged))
-    for c in judged:
-        log.info("Claim %s: %s", c.id, c.verdict)
-
+    entry, images_per_s = evaluate_model(name, x, y, params.evaluate, outputs)
+    out = config.eval_dir(name)
+    timing = timing_entry(images_per_s)
+    outputs.add_json(out / config.EVAL_METRICS, entry)
+    outputs.add_json(out / config.EVAL_TIMING, timing)
     # MLflow before any output is written, from a staging copy of the files it records.
     with tempfile.TemporaryDirectory(prefix="intro-cnn-evaluate-") as tmp:
         outputs.copy_to(Path(tmp))
-        logged = log_stage(
+        logged = log_model(
             uri,
             params.train.experiment,
-            {name: train[name].run_info for name in names},
-            {name: mlflow_metrics(entries[name]) for name in names},
-            {
-                name: [Path(tmp) / config.eval_dir(name) / f for f in MLFLOW_ARTIFACTS]
-                for name in names
-            },
-            [Path(tmp) / config.COMPARISON_MD, Path(tmp) / config.EVAL_CLAIMS],
+            run_info,
+            mlflow_metrics(entry | timing),
+            [Path(tmp) / out / f for f in MLFLOW_ARTIFACTS],
             x,
             y,
         )
-    outputs.add_json(config.EVAL_RUNS, {name: asdict(run) for name, run in logged.items()})
-    outputs.add_json(config.EVAL_INPUTS, inputs)
-    quality = {name: {"test": entry["test"]} for name, entry in entries.items()}
-    outputs.add_json(config.EVAL_METRICS, metrics_json(quality))
+    outputs.add_json(out / config.EVAL_RUN, asdict(logged))
+    outputs.add_json(out / config.EVAL_INPUTS, inputs)
     with cli.committing():
         outputs.commit()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = list(sys.argv[1:] if argv is None else argv)
     with cli.stage("evaluate"):
+        if len(args) != 1:
+            raise cli.StageError(
+                "usage: python -m stages.evaluate MODEL (a model of params.yaml `models`; "
+                "`dvc repro evaluate` evaluates them all)"
+            )
         params = load_params()
         uri = tracking.tracking_uri()
         tracking.probe_store(uri)
         try:
-            run_stage(params, uri)
+            run_stage(params, args[0], uri)
         except (EvaluationError, OSError, ValueError) as exc:
             raise cli.StageError(str(exc)) from exc
 

@@ -1,15 +1,16 @@
 """What the evaluation metrics belong to: digests of the evaluated inputs, recorded beside them.
 
-The evaluate stage writes ``config.EVAL_INPUTS`` with the SHA-256 of every model file and of the
-processed data it evaluated, and the params sections that produced them. The gate recomputes
-the same from the workspace and refuses metrics whose inputs changed since (a model retrained,
-params edited without ``dvc repro``, metrics left by another run), naming the stage to rerun.
+Each ``evaluate@<model>`` records the SHA-256 of its model file and of the processed data, and
+the params that produced them (:func:`for_model`); the compare stage merges those into
+``config.COMPARE_INPUTS`` (:func:`merge`). The gate recomputes the same from the workspace
+(:func:`fingerprint`) and refuses metrics whose inputs changed since (a model retrained, params
+edited without ``dvc repro``, metrics left by another run), naming the stage to rerun.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stages import config, files
@@ -30,6 +31,36 @@ def fingerprint(params: config.Params) -> dict[str, Any]:
         "models": models,
         "params": {section: _plain(getattr(params, section)) for section in PARAM_SECTIONS},
     }
+
+
+def for_model(params: config.Params, name: str) -> dict[str, Any]:
+    """The part of :func:`fingerprint` that one model's evaluation depends on."""
+    whole = fingerprint(params)
+    whole["models"] = {name: whole["models"][name]}
+    whole["params"]["models"] = {name: whole["params"]["models"][name]}
+    return whole
+
+
+def merge(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One fingerprint from the models' own (:func:`for_model`): models and their params are
+    gathered; data and the shared params are kept when every part agrees, else None (which
+    :func:`differences` reports as changed)."""
+    merged: dict[str, Any] = {"data": None, "models": {}, "params": {}}
+    for key in ("data",):
+        values = {p.get(key) for p in parts}
+        merged[key] = values.pop() if len(values) == 1 else None
+    for part in parts:
+        merged["models"] |= part.get("models") or {}
+    for section in PARAM_SECTIONS:
+        if section == "models":
+            gathered: dict[str, Any] = {}
+            for part in parts:
+                gathered |= (part.get("params") or {}).get("models") or {}
+            merged["params"]["models"] = gathered
+            continue
+        values = [(part.get("params") or {}).get(section) for part in parts]
+        merged["params"][section] = values[0] if all(v == values[0] for v in values) else None
+    return merged
 
 
 def _plain(value: Any) -> Any:
@@ -78,4 +109,4 @@ def rerun_hint(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str:
     upstream = [s for s in PARAM_SECTIONS if s != "evaluate" and old.get(s) != new.get(s)]
     if upstream or recorded.get("data") != current.get("data"):
         return "`dvc repro` (the models must be retrained, then evaluated)"
-    return "`dvc repro evaluate`"
+    return "`dvc repro compare`"

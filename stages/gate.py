@@ -1,6 +1,6 @@
 """Metric gate for CI: fail when the evaluated models miss the thresholds in ``params.yaml``.
 
-``python -m stages.gate`` (``make gate``) reads ``reports/evaluate/metrics.json`` and the
+``python -m stages.gate`` (``make gate``) reads ``reports/compare/metrics.json`` and the
 ``thresholds`` section::
 
     thresholds:
@@ -11,7 +11,7 @@
       max_drop:                # largest accepted fall below the committed baseline
         cnn: {test.accuracy: 0.003}
 
-The baseline of ``max_drop`` is ``reports/evaluate/metrics.json`` as committed at a git revision
+The baseline of ``max_drop`` is ``reports/compare/metrics.json`` as committed at a git revision
 (``--baseline REV``, HEAD by default: in CI, the numbers the pipeline just replaced). A model or
 metric the baseline lacks is new and passes that rule; a baseline file missing at that revision
 stops the gate (exit 2) rather than silently skip the rule.
@@ -231,7 +231,7 @@ def staleness(params: Params, inputs_file: Path) -> list[str]:
     they do); the last line says what to rerun."""
     if not inputs_file.exists():
         problems = [f"{inputs_file} not found: the metrics do not say what they were measured on"]
-        return [*problems, "rerun `dvc repro evaluate`"]
+        return [*problems, "rerun `dvc repro compare`"]
     recorded = read_json(inputs_file)
     current = fingerprint.fingerprint(params)
     problems = fingerprint.differences(recorded, current)
@@ -256,7 +256,7 @@ def checked_versions(results: Sequence[Result]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metrics", type=Path, default=config.EVAL_METRICS, help="%(default)s")
+    parser.add_argument("--metrics", type=Path, default=config.COMPARE_METRICS, help="%(default)s")
     parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="%(default)s")
     parser.add_argument(
         "--baseline",
@@ -281,17 +281,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         params = load_params(args.params)
         if not args.metrics.exists():
             raise GateConfigError(
-                f"{args.metrics} not found: run `make repro` (or `dvc repro evaluate`) first."
+                f"{args.metrics} not found: run `make repro` (or `dvc repro compare`) first."
             )
         metrics = read_json(args.metrics)
         if not isinstance(metrics, Mapping):
             raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
-        inputs = args.inputs or args.metrics.with_name(config.EVAL_INPUTS.name)
+        inputs = args.inputs or args.metrics.with_name(config.COMPARE_INPUTS.name)
         stale = [] if args.no_staleness_check else staleness(params, inputs)
         if not stale:
             thresholds = params.thresholds
             baseline = (
-                committed_metrics(args.baseline, config.EVAL_METRICS)
+                committed_metrics(args.baseline, config.COMPARE_METRICS)
                 if thresholds.max_drop
                 else None
             )

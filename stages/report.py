@@ -107,9 +107,9 @@ class ReportInputs:
     network_figures: Sequence[NetworkFigure]
     summaries: Mapping[str, Sequence[LayerRow]]  # per model, in params order
     comparison: Sequence[Mapping[str, str]]  # rows of reports/comparison.csv
-    claims: Sequence[Mapping[str, Any]]  # reports/evaluate/claims.json
+    claims: Sequence[Mapping[str, Any]]  # reports/compare/claims.json
     sources: Mapping[str, Any]  # data/raw/sources.json
-    runs: Mapping[str, Mapping[str, Any]]  # reports/evaluate/runs.json
+    runs: Mapping[str, Mapping[str, Any]]  # reports/compare/runs.json
     params_text: str  # params.yaml as written
     provenance: Mapping[str, str] = field(default_factory=dict)
     # The drawing pad: the layers of drawpad.PAD_MODEL, its script and style (empty: no pad).
@@ -229,8 +229,8 @@ def claim_view(entry: Mapping[str, Any], lang: str) -> dict[str, Any]:
         reason = claims.reason(claim, lang)
     except (KeyError, TypeError, ValueError) as exc:
         raise ReportError(
-            f"{config.EVAL_CLAIMS}: a claim this report cannot read ({exc}): rerun "
-            "`dvc repro evaluate`."
+            f"{config.COMPARE_CLAIMS}: a claim this report cannot read ({exc}): rerun "
+            "`dvc repro compare`."
         ) from None
     return {
         "css": VERDICT_CLASS.get(claim.verdict, "unchecked"),
@@ -433,7 +433,7 @@ def read_network_figures(directory: Path = config.NETWORK_DIR) -> list[NetworkFi
 
 
 def read_comparison(path: Path = config.COMPARISON_CSV) -> list[dict[str, str]]:
-    with open(_need(path, "dvc repro evaluate"), newline="", encoding="utf-8") as fh:
+    with open(_need(path, "dvc repro compare"), newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -463,9 +463,9 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
         network_figures=read_network_figures(),
         summaries=model_summaries(names),
         comparison=read_comparison(),
-        claims=files.read_json(_need(config.EVAL_CLAIMS, "dvc repro evaluate")),
+        claims=files.read_json(_need(config.COMPARE_CLAIMS, "dvc repro compare")),
         sources=files.read_json(_need(config.RAW_SOURCES, "dvc repro download")),
-        runs=files.read_json(_need(config.EVAL_RUNS, "dvc repro evaluate")),
+        runs=files.read_json(_need(config.COMPARE_RUNS, "dvc repro compare")),
         params_text=params_path.read_text(encoding="utf-8"),
         provenance={**tracking.provenance_tags(), "keras": importlib.metadata.version("keras")},
     )

@@ -537,7 +537,7 @@ def read_model_results(
         )
     if name not in eval_metrics:
         raise VisualizeError(
-            f"{config.EVAL_METRICS} has no entry for {name!r}: rerun `dvc repro evaluate`."
+            f"{config.COMPARE_METRICS} has no entry for {name!r}: rerun `dvc repro compare`."
         )
     indices = [int(w["index"]) for w in wrong]
     bad = [i for i in indices if not 0 <= i < len(x_test)]
@@ -595,7 +595,7 @@ def upstream_runs(names: Sequence[str]) -> dict[str, str]:
             run_id = files.read_json(config.run_info_path(name)).get("run_id")
             if run_id:
                 out[name] = str(run_id)
-    evaluated = files.read_json(config.EVAL_RUNS) if config.EVAL_RUNS.exists() else {}
+    evaluated = files.read_json(config.COMPARE_RUNS) if config.COMPARE_RUNS.exists() else {}
     parents = {str(r.get("parent_run_id")) for r in evaluated.values() if r.get("parent_run_id")}
     if len(parents) == 1:
         out[EVALUATE_LINK] = parents.pop()
@@ -649,7 +649,7 @@ def main() -> None:
         names = list(params.models)
         lang, n_images = params.report.lang, params.report.n_feature_images
         try:
-            eval_metrics = files.read_json(_need(config.EVAL_METRICS, "dvc repro evaluate"))
+            eval_metrics = files.read_json(_need(config.COMPARE_METRICS, "dvc repro compare"))
             images, labels, x_test = load_processed(n_images)
             results = {name: read_model_results(name, eval_metrics, x_test) for name in names}
             del x_test

@@ -15,13 +15,21 @@ import pytest
 import yaml
 
 from stages import files
+from stages.files import write_json, write_npz, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
 VENV_BIN = Path(sys.executable).parent
 
 # Copied into a temporary repo for pipeline tests: everything the stages need, nothing built.
-REPO_FILES = ("stages", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore")
+REPO_FILES = (
+    "stages",
+    "params.yaml",
+    "dvc.yaml",
+    "pyproject.toml",
+    ".dvcignore",
+    "plots/by_model.json",  # the top-level plots' template
+)
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +101,7 @@ def repo(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
         if src.is_dir():
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / name)
     image = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     write_params(
@@ -168,3 +177,63 @@ def train_until_epoch(
         if f"Epoch {epoch}/" in line or time.monotonic() > deadline:
             break
     return proc, lines
+
+
+def build_project(
+    root: Path, subset: dict[str, np.ndarray], lang: str = "es", n_train: int = 200
+) -> dict[str, str]:
+    """A project in ``root`` (the cwd) as `dvc repro` leaves it after train, evaluate and
+    compare, on tiny models really trained for one epoch; returns each model's MLflow training
+    run id.
+
+    MLFLOW_TRACKING_URI must point into ``root`` already.
+    """
+    from mlflow import MlflowClient
+
+    from stages import compare, config, evaluate, tracking, train
+    from stages.models import build_model
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for cfg in raw["models"].values():
+        cfg.update(epochs=1, batch_size=50)
+    raw["evaluate"] = {"batch_size": 100, "n_wrong": 8}
+    raw["report"].update(lang=lang, dpi=40)
+    raw["train"]["steps_per_execution"] = 1
+    write_text(root / "params.yaml", yaml.safe_dump(raw, sort_keys=False))
+    params = config.load_params()
+
+    x = (subset["x_train"].astype(np.float32) / 255.0)[..., None]
+    data = {
+        "x_train": x[:n_train],
+        "y_train": subset["y_train"][:n_train],
+        "x_val": x[n_train : n_train + 50],
+        "y_val": subset["y_train"][n_train : n_train + 50],
+        "x_test": (subset["x_test"].astype(np.float32) / 255.0)[..., None],
+        "y_test": subset["y_test"],
+    }
+    write_npz(config.PROCESSED_MNIST, data, compress=False)
+
+    uri = tracking.tracking_uri()
+    client = MlflowClient(uri)
+    exp_id = tracking.experiment_id(client, uri, params.train.experiment)
+    run_ids = {}
+    for name in params.models:
+        train.configure_tensorflow(params.seed_for(name), deterministic=False)
+        model = build_model(name)
+        seed = params.seed_for(name)
+        result = train.fit(model, data, params.model(name), params.train, seed, verbose=0)
+        train.save_model(model, config.model_path(name))
+        write_text(config.history_path(name), train.history_csv(result.history))
+        write_json(
+            config.train_metrics_path(name), train.metrics_summary(result, model.count_params())
+        )
+        write_json(config.train_timing_path(name), train.timing_summary(result))
+        run_ids[name] = client.create_run(exp_id, run_name=name).info.run_id
+        write_json(
+            config.run_info_path(name),
+            {"run_id": run_ids[name], "experiment": params.train.experiment, "model": name},
+        )
+    for name in params.models:
+        evaluate.main([name])
+    compare.main()
+    return run_ids

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
-import shutil
-import subprocess
-import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from stages import claims, config
 from stages import evaluate as ev
 from stages.config import ROOT
 from stages.files import read_json, write_json, write_npz
@@ -163,90 +157,6 @@ def test_predictions_csv_feeds_the_confusion_template():
 
 
 # --------------------------------------------------------------------------------------
-# Claims
-# --------------------------------------------------------------------------------------
-def row(model: str, params: int, val: float, test: float) -> ev.ComparisonRow:
-    return ev.ComparisonRow(model, params, 10, 60.0, 9000.0, val, test, 0.05, 20000.0)
-
-
-def claims_for(rows, histories=None) -> dict[str, claims.Claim]:
-    return {c.id: c for c in ev.judge_claims(rows, histories or {})}
-
-
-def test_cnn_vs_mlp_verdicts():
-    holds = claims_for([row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)])
-    c = holds["cnn_vs_mlp"]
-    assert c.verdict == claims.HOLDS
-    assert "0.9910" in c.reason and "0.9820" in c.reason
-    assert "61\u202f482" in c.reason and "669\u202f706" in c.reason and "9.2%" in c.reason
-    assert c.statement == claims.statement("cnn_vs_mlp", "en")
-
-    partly = claims_for([row("cnn", 61_482, 0.98, 0.975), row("mlp", 669_706, 0.98, 0.982)])
-    c = partly["cnn_vs_mlp"]
-    assert c.verdict == claims.PARTLY
-    assert c.parts == {"better test accuracy": False, "far fewer parameters": True}
-    assert c.reason.endswith(
-        "Holds: far fewer parameters (less than half). Does not hold: better test accuracy."
-    )
-
-    # Exactly half is not "less than half"; equal accuracy is not "better".
-    no = claims_for([row("cnn", 500, 0.98, 0.98), row("mlp", 1000, 0.98, 0.98)])
-    assert no["cnn_vs_mlp"].verdict == claims.DOES_NOT_HOLD
-
-    missing = claims_for([row("cnn", 500, 0.98, 0.99)])
-    assert missing["cnn_vs_mlp"].verdict == claims.NOT_CHECKED
-    assert missing["cnn_vs_mlp"].missing == ["mlp"]
-    assert "Model(s) mlp not in params.yaml" in missing["cnn_vs_mlp"].reason
-
-
-def test_batchnorm_verdicts():
-    plain, bn = "cnn_small", "cnn_small_bn"
-    fast = {bn: [0.97, 0.98, 0.985, 0.99], plain: [0.93, 0.96, 0.975, 0.98]}
-    slow = {bn: [0.90, 0.95, 0.96], plain: [0.93, 0.96, 0.975]}
-
-    c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)], fast)
-    assert c["batchnorm"].verdict == claims.HOLDS
-    assert c["batchnorm"].evidence["cnn_small_bn_early_val_accuracy"] == pytest.approx(2.935 / 3)
-    assert c["batchnorm"].evidence["early_epochs"] == 3
-
-    c = claims_for([row(plain, 14_178, 0.985, 0.989), row(bn, 14_242, 0.989, 0.988)], fast)
-    assert c["batchnorm"].verdict == claims.PARTLY
-    assert c["batchnorm"].parts["higher test accuracy"] is False
-    assert c["batchnorm"].reason.endswith(
-        "Holds: higher validation accuracy; faster rise in the first epochs. "
-        "Does not hold: higher test accuracy."
-    )
-
-    c = claims_for([row(plain, 14_178, 0.99, 0.99), row(bn, 14_242, 0.98, 0.98)], slow)
-    assert c["batchnorm"].verdict == claims.DOES_NOT_HOLD
-
-    # Without histories the early-rise part is not checked; the rest still decides.
-    c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)])
-    assert c["batchnorm"].verdict == claims.HOLDS
-    assert c["batchnorm"].parts["faster early rise"] is None
-    assert "not checked" in c["batchnorm"].reason
-
-    c = claims_for([row(plain, 14_178, 0.985, 0.984)])
-    assert c["batchnorm"].verdict == claims.NOT_CHECKED
-
-
-def test_comparison_outputs():
-    rows = [row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)]
-    judged = ev.judge_claims(rows, {})
-    md = ev.comparison_markdown(rows, judged)
-    assert "| cnn | 61,482 | 10 | 60.0 | 9,000 | 0.9900 | 0.9910 | 0.0500 | 20,000 |" in md
-    assert "Verdict: **holds**" in md and "Verdict: **not checked**" in md
-    parsed = list(csv.DictReader(ev.comparison_csv(rows).splitlines()))
-    assert parsed[1]["model"] == "mlp" and float(parsed[1]["test_accuracy"]) == 0.982
-    as_json = json.loads(json.dumps(ev.claims_json(judged)))
-    assert [c["verdict"] for c in as_json] == ["holds", "not checked"]
-    # claims.json is the shared schema the report reads back.
-    assert [claims.Claim.from_json(c) for c in as_json] == [
-        claims.Claim.from_json(asdict(c)) for c in judged
-    ]
-
-
-# --------------------------------------------------------------------------------------
 # MLflow
 # --------------------------------------------------------------------------------------
 @pytest.fixture
@@ -257,7 +167,7 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     return uri
 
 
-def test_log_stage_writes_this_execution_only(mlflow_store, tmp_path, test_split, caplog):
+def test_log_model_writes_this_execution_only(mlflow_store, tmp_path, test_split, caplog):
     """Test metrics go to the parent run; into a training run only when it is of this same
     execution; a run of an earlier execution is left exactly as it was, and linked."""
     from mlflow import MlflowClient
@@ -287,16 +197,10 @@ def test_log_stage_writes_this_execution_only(mlflow_store, tmp_path, test_split
         "mlp": {"run_id": earlier_id, "experiment": "intro-cnn", "model": "mlp"},
         "lost": {"run_id": "0123456789abcdef", "experiment": "intro-cnn", "model": "lost"},
     }
-    logged = ev.log_stage(
-        uri,
-        "intro-cnn",
-        infos,
-        dict.fromkeys(infos, metrics),
-        {key: [artifact] for key in infos},
-        [artifact],
-        x,
-        y,
-    )
+    logged = {
+        name: ev.log_model(uri, "intro-cnn", info, metrics, [artifact], x, y)
+        for name, info in infos.items()
+    }
     parent = execution.parent_run_id
     assert {m: (r.restored, r.parent_run_id) for m, r in logged.items()} == {
         "cnn": (False, parent),
@@ -314,7 +218,7 @@ def test_log_stage_writes_this_execution_only(mlflow_store, tmp_path, test_split
     assert "0123456789abcdef of lost is not in this store" in caplog.text
     assert [d.dataset.name for d in p.inputs.dataset_inputs] == ["mnist-test"]
     files_ = {a.path for a in client.list_artifacts(parent, "evaluate")}
-    assert {"evaluate/cnn", "evaluate/confusion.json"} <= files_
+    assert {"evaluate/cnn", "evaluate/mlp", "evaluate/lost"} <= files_
 
 
 # --------------------------------------------------------------------------------------
@@ -360,17 +264,16 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
     _fake_training("cnn", 1, cnn_run, [0.2, 0.3])  # class 1 is the most frequent: 28 of 200
     _fake_training("mlp", 8, "feedfacefeedface", [0.1])  # class 8 the rarest: 10 of 200
 
-    ev.main()
-
-    metrics = read_json("reports/evaluate/metrics.json")
-    assert set(metrics) == {"cnn", "mlp"}
-    assert metrics["cnn"]["test"]["accuracy"] == pytest.approx(np.mean(y == 1))
-    assert metrics["mlp"]["test"]["accuracy"] == pytest.approx(np.mean(y == 8))
-    assert metrics["cnn"] == {"test": metrics["cnn"]["test"]}  # no timings among the metrics
-    assert read_json("reports/evaluate/timing.json")["cnn"]["inference_images_per_s"] > 0
+    for name in ("cnn", "mlp"):
+        ev.main([name])
 
     for name, cls in (("cnn", 1), ("mlp", 8)):
         d = Path("reports/evaluate") / name
+        metrics = read_json(d / "metrics.json")
+        assert metrics["test"]["accuracy"] == pytest.approx(np.mean(y == cls))
+        assert metrics["params"] == 7850
+        assert set(metrics) == {"test", "params"}  # no timings among the metrics
+        assert read_json(d / "timing.json")["inference_images_per_s"] > 0
         with open(d / "predictions.csv", newline="") as fh:
             preds = list(csv.DictReader(fh))
         assert len(preds) == len(y)
@@ -380,17 +283,12 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
         wrong = read_json(d / "wrong.json")
         assert len(wrong) == 5 and all(w["true"] != cls for w in wrong)
         assert read_json(d / "per_class.json")["per_class"][cls]["recall"] == 1.0
+        inputs = read_json(d / "inputs.json")
+        assert list(inputs["models"]) == [name] and list(inputs["params"]["models"]) == [name]
 
-    claims = {c["id"]: c for c in read_json("reports/evaluate/claims.json")}
-    # Both models have 7,850 parameters (not less than half) but the "cnn" scores higher.
-    assert claims["cnn_vs_mlp"]["verdict"] == "partly holds"
-    assert claims["batchnorm"]["verdict"] == "not checked"
-    md = Path("reports/comparison.md").read_text()
-    assert "| cnn | 7,850 | 2 | 12.5 | 4,000 | 0.3000 | 0.1400 |" in md
-    assert "partly holds" in md
-    assert Path("reports/comparison.csv").read_text().startswith("model,params,epochs,")
-
-    runs = read_json("reports/evaluate/runs.json")
+    runs = {
+        name: read_json(Path("reports/evaluate") / name / "run.json") for name in ("cnn", "mlp")
+    }
     assert runs["cnn"]["run_id"] == cnn_run and not runs["cnn"]["restored"]
     assert runs["mlp"]["restored"] and runs["mlp"]["run_id"] == "feedfacefeedface"
     assert client.get_run(cnn_run).data.metrics["test_accuracy"] == pytest.approx(0.14)
@@ -399,50 +297,22 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
     assert parent.data.metrics["mlp/test_accuracy"] == pytest.approx(0.05)
     assert parent.data.tags[tracking.REUSED_TAG_PREFIX + "mlp"] == "feedfacefeedface"
     assert "feedfacefeedface of mlp is not in this store" in caplog.text
+    # The test set is one input of the parent run, however many models were evaluated.
+    assert [d.dataset.name for d in parent.inputs.dataset_inputs] == ["mnist-test"]
+
+    # A model params.yaml does not list, or no model at all: a one-line error naming the fix.
+    for argv, message in (
+        (["lost"], "Unknown model 'lost' in params.yaml: valid names are ['cnn', 'mlp']"),
+        ([], "usage: python -m stages.evaluate MODEL"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            ev.main(argv)
+        assert exc.value.code != 0
+        assert message in caplog.text
 
     # A missing input stops the stage with a one-line error naming the fix.
     os.remove("models/mlp.keras")
     with pytest.raises(SystemExit) as exc:
-        ev.main()
+        ev.main(["mlp"])
     assert exc.value.code == 1
     assert "models/mlp.keras not found: run `dvc repro train@mlp` first" in caplog.text
-
-
-# --------------------------------------------------------------------------------------
-# DVC reads the metrics file: `dvc metrics diff` between two commits
-# --------------------------------------------------------------------------------------
-def _run(cmd: list[str], cwd: Path) -> str:
-    env = os.environ | {
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
-
-
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_dvc_metrics_diff(tmp_path):
-    dvc = [sys.executable, "-m", "dvc"]
-    _run(["git", "init", "-q"], tmp_path)
-    _run([*dvc, "init", "-q"], tmp_path)
-    (tmp_path / "dvc.yaml").write_text(f"metrics:\n  - {config.EVAL_METRICS.as_posix()}\n")
-    y = np.array([0, 1, 1, 0])
-    good = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
-
-    def commit(proba: np.ndarray, message: str) -> None:
-        entry = ev.metrics_entry(ev.classification_metrics(y, proba))
-        ev.write_metrics(tmp_path / config.EVAL_METRICS, {"cnn": entry, "mlp": entry})
-        _run(["git", "add", "-A"], tmp_path)
-        _run(["git", "commit", "-q", "-m", message], tmp_path)
-
-    commit(good, "first")
-    commit(good[[0, 1, 2, 2]], "last image now wrong")  # accuracy 1.0 -> 0.75
-
-    diff = json.loads(_run([*dvc, "metrics", "diff", "HEAD~1", "--json"], tmp_path))
-    cnn = diff[config.EVAL_METRICS.as_posix()]["cnn.test.accuracy"]
-    assert cnn == {"old": 1.0, "new": 0.75, "diff": -0.25}
-    assert "mlp.test.accuracy" in diff[config.EVAL_METRICS.as_posix()]

@@ -273,7 +273,7 @@ def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "config", "user.email", "t@example.com")
     _git(tmp_path, "config", "user.name", "t")
-    write_json(tmp_path / config.EVAL_METRICS, BASELINE)
+    write_json(tmp_path / config.COMPARE_METRICS, BASELINE)
     _git(tmp_path, "add", "-A")
     _git(tmp_path, "commit", "-qm", "baseline")
     section = {
@@ -283,12 +283,18 @@ def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS | {"thresholds": section}))
     # Staleness (metrics vs. the workspace's models) is tested in tests/reliability.
-    args = ["--metrics", str(config.EVAL_METRICS), "--params", str(params), "--no-staleness-check"]
+    args = [
+        "--metrics",
+        str(config.COMPARE_METRICS),
+        "--params",
+        str(params),
+        "--no-staleness-check",
+    ]
 
     gate.main(args)  # the rerun reproduced the baseline: passes
     assert "all 2 checks passed" in caplog.text
 
-    write_json(tmp_path / config.EVAL_METRICS, {"cnn": {"test": {"accuracy": 0.9860}}})
+    write_json(tmp_path / config.COMPARE_METRICS, {"cnn": {"test": {"accuracy": 0.9860}}})
     caplog.clear()
     with pytest.raises(SystemExit) as exc:
         gate.main(args)
@@ -301,4 +307,4 @@ def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     with pytest.raises(SystemExit) as exc:
         gate.main([*args, "--baseline", "no-such-rev"])
     assert exc.value.code == gate.EXIT_MISCONFIGURED
-    assert "No baseline no-such-rev:reports/evaluate/metrics.json" in caplog.text
+    assert f"No baseline no-such-rev:{config.COMPARE_METRICS.as_posix()}" in caplog.text

@@ -122,9 +122,9 @@ def test_download_preprocess_for_real_then_nothing_to_do(repo):
 @pytest.mark.slow
 def test_identical_retraining_changes_no_model_and_no_metric(repo):
     """`dvc repro -f train@X` with unchanged inputs: the model file, its history and metrics
-    keep their bytes, so the stages that read them (visualize, report) stay up to date, and
-    after the rerun `dvc metrics diff` is empty. What still changes is named: the new MLflow
-    run id (run.json) and the wall clock (timing.json), which evaluate reads."""
+    keep their bytes, and after the rerun `dvc metrics diff` is empty. What still changes is
+    named: the new MLflow run id (run.json) and the wall clock (timing.json), which evaluate
+    reads (and compare and visualize, through the folder)."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     write_params(repo, models={name: {"epochs": 1} for name in params["models"]})
     run(["dvc", "repro"], repo)
@@ -141,9 +141,14 @@ def test_identical_retraining_changes_no_model_and_no_metric(repo):
     assert "Running stage 'train@cnn_small'" in out.stdout
     assert {path: (repo / path).read_bytes() for path in stable} == before
     status = json.loads(run(["dvc", "status", "--json"], repo).stdout)
-    assert set(status) == {"evaluate"}, status
-    changed = {p for entry in status["evaluate"] for p in entry.get("changed deps", {})}
-    assert changed == {"reports/train/cnn_small/run.json", "reports/train/cnn_small/timing.json"}
+    # The stages that read the run id or the timing; compare and visualize read the folder.
+    assert set(status) == {"evaluate@cnn_small", "compare", "visualize"}, status
+
+    def changed(stage: str) -> set[str]:
+        return {p for entry in status[stage] for p in entry.get("changed deps", {})}
+
+    assert changed("evaluate@cnn_small") == {"reports/train/cnn_small/run.json"}
+    assert changed("compare") == changed("visualize") == {"reports/train"}
 
     run(["dvc", "repro"], repo)
     assert json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], repo).stdout) == {}

@@ -22,6 +22,7 @@ from stages import report as rp
 from stages import visualize as vis
 from stages.config import ROOT
 from stages.files import read_json, write_bytes, write_json, write_text
+from tests.conftest import build_project
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 EVIL = "<script>alert('x')</script> & co"
@@ -100,7 +101,7 @@ def write_fake_inputs(root: Path) -> None:
         "cnn,700000,20,812.345,26585.2,0.99183,0.991,0.0301,15000.4\n"
         "mlp,669706,10,100.0,54000.0,0.9801,0.98,0.07,40000.0\n",
     )
-    write_json(root / config.EVAL_CLAIMS, CLAIMS)
+    write_json(root / config.COMPARE_CLAIMS, CLAIMS)
     write_json(
         root / config.RAW_SOURCES,
         {
@@ -131,7 +132,7 @@ def write_fake_inputs(root: Path) -> None:
         },
     )
     write_json(
-        root / config.EVAL_RUNS,
+        root / config.COMPARE_RUNS,
         {
             "cnn": {"run_id": "a" * 32, "experiment": "intro-cnn", "restored": False},
             "mlp": {"run_id": "b" * 32, "experiment": "intro-cnn", "restored": True},
@@ -151,9 +152,9 @@ def fake_inputs(root: Path) -> rp.ReportInputs:
         network_figures=rp.read_network_figures(root / config.NETWORK_DIR),
         summaries={"cnn": layers, "mlp": layers[:1]},
         comparison=rp.read_comparison(root / config.COMPARISON_CSV),
-        claims=read_json(root / config.EVAL_CLAIMS),
+        claims=read_json(root / config.COMPARE_CLAIMS),
         sources=read_json(root / config.RAW_SOURCES),
-        runs=read_json(root / config.EVAL_RUNS),
+        runs=read_json(root / config.COMPARE_RUNS),
         params_text=(root / "params.yaml").read_text(),
         provenance={"git_commit": COMMIT, "git_dirty": "true", "python": "3.11.9"},
     )
@@ -259,7 +260,7 @@ def test_claims_are_rendered_in_the_page_language(tmp_path):
 
 def test_a_claim_the_report_cannot_read_names_the_fix(tmp_path):
     broken = {**CLAIMS[0], "evidence": {}}
-    with pytest.raises(rp.ReportError, match="rerun `dvc repro evaluate`"):
+    with pytest.raises(rp.ReportError, match="rerun `dvc repro compare`"):
         rp.claim_view(broken, "es")
 
 
@@ -318,7 +319,6 @@ def test_missing_inputs_fail_with_the_fix(tmp_path, monkeypatch, caplog):
 @pytest.mark.slow
 def test_report_end_to_end(tmp_path, monkeypatch, subset):
     from stages import convolutions
-    from tests.test_visualize import build_project
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
@@ -349,7 +349,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
     for name in ("cnn", "cnn_small", "cnn_small_bn", "mlp"):
         assert f"{name}: " in page and " parámetros</caption>" in page
     assert esc(rp.text("total_params", "es", model="cnn_small", n="14\u202f178")) in page
-    for run in read_json(config.EVAL_RUNS).values():
+    for run in read_json(config.COMPARE_RUNS).values():
         assert run["run_id"] in page
     assert tracking.provenance_tags()["git_commit"] in page
     assert page.count('<div class="claim ') == 2

@@ -17,7 +17,8 @@ from PIL import Image
 from stages import config, plotting
 from stages import visualize as vis
 from stages.config import ROOT
-from stages.files import read_json, write_json, write_npz, write_text
+from stages.files import read_json
+from tests.conftest import build_project
 
 ALL_MODELS = ("cnn", "cnn_small", "cnn_small_bn", "mlp")
 
@@ -336,65 +337,8 @@ def test_main_without_evaluate_outputs_fails_cleanly(tmp_path, monkeypatch, capl
     with pytest.raises(SystemExit) as exc:
         vis.main()
     assert exc.value.code == 1
-    assert "reports/evaluate/metrics.json not found: run `dvc repro evaluate` first" in caplog.text
+    assert f"{config.COMPARE_METRICS} not found: run `dvc repro compare` first" in caplog.text
     assert not (tmp_path / config.NETWORK_DIR).exists()
-
-
-def build_project(
-    root: Path, subset: dict[str, np.ndarray], lang: str = "es", n_train: int = 200
-) -> dict[str, str]:
-    """A project in ``root`` (the cwd) as `dvc repro` leaves it after train and evaluate, on
-    tiny models really trained for one epoch; returns each model's MLflow training run id.
-
-    MLFLOW_TRACKING_URI must point into ``root`` already.
-    """
-    from mlflow import MlflowClient
-
-    from stages import evaluate, tracking, train
-    from stages.models import build_model
-
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for cfg in raw["models"].values():
-        cfg.update(epochs=1, batch_size=50)
-    raw["evaluate"] = {"batch_size": 100, "n_wrong": 8}
-    raw["report"].update(lang=lang, dpi=40)
-    raw["train"]["steps_per_execution"] = 1
-    write_text(root / "params.yaml", yaml.safe_dump(raw, sort_keys=False))
-    params = config.load_params()
-
-    x = (subset["x_train"].astype(np.float32) / 255.0)[..., None]
-    data = {
-        "x_train": x[:n_train],
-        "y_train": subset["y_train"][:n_train],
-        "x_val": x[n_train : n_train + 50],
-        "y_val": subset["y_train"][n_train : n_train + 50],
-        "x_test": (subset["x_test"].astype(np.float32) / 255.0)[..., None],
-        "y_test": subset["y_test"],
-    }
-    write_npz(config.PROCESSED_MNIST, data, compress=False)
-
-    uri = tracking.tracking_uri()
-    client = MlflowClient(uri)
-    exp_id = tracking.experiment_id(client, uri, params.train.experiment)
-    run_ids = {}
-    for name in params.models:
-        train.configure_tensorflow(params.seed_for(name), deterministic=False)
-        model = build_model(name)
-        seed = params.seed_for(name)
-        result = train.fit(model, data, params.model(name), params.train, seed, verbose=0)
-        train.save_model(model, config.model_path(name))
-        write_text(config.history_path(name), train.history_csv(result.history))
-        write_json(
-            config.train_metrics_path(name), train.metrics_summary(result, model.count_params())
-        )
-        write_json(config.train_timing_path(name), train.timing_summary(result))
-        run_ids[name] = client.create_run(exp_id, run_name=name).info.run_id
-        write_json(
-            config.run_info_path(name),
-            {"run_id": run_ids[name], "experiment": params.train.experiment, "model": name},
-        )
-    evaluate.main()
-    return run_ids
 
 
 @pytest.fixture

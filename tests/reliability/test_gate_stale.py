@@ -47,8 +47,8 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
         write_json(config.run_info_path(name), {"model_version": "1"})
     config.PROCESSED_MNIST.parent.mkdir(parents=True)
     config.PROCESSED_MNIST.write_bytes(b"processed data")
-    write_json(config.EVAL_DIR / "metrics.json", METRICS)
-    write_json(config.EVAL_INPUTS, fingerprint.fingerprint(params))
+    write_json(config.COMPARE_METRICS, METRICS)
+    write_json(config.COMPARE_INPUTS, fingerprint.fingerprint(params))
     return tmp_path
 
 
@@ -65,7 +65,7 @@ def test_a_retrained_model_makes_the_metrics_stale(evaluated: Path):
     report("gate after a model changed", outcome, "no output (the gate writes none)")
     assert outcome.code == 1
     assert "models/cnn.keras changed since the evaluation" in outcome.stderr
-    assert "rerun `dvc repro evaluate`" in outcome.stderr
+    assert "rerun `dvc repro compare`" in outcome.stderr
     assert "checks passed" not in outcome.stderr
 
 
@@ -92,8 +92,8 @@ def test_changed_data_and_missing_model_are_named(evaluated: Path):
 
 
 def test_metrics_without_digests_are_refused(evaluated: Path):
-    config.EVAL_INPUTS.unlink()
+    config.COMPARE_INPUTS.unlink()
     outcome = spawn(["stages.gate"], evaluated)
     report("gate, metrics without digests", outcome, "no output")
     assert outcome.code == 1 and "inputs.json not found" in outcome.stderr
-    assert "rerun `dvc repro evaluate`" in outcome.stderr
+    assert "rerun `dvc repro compare`" in outcome.stderr

@@ -23,8 +23,9 @@ OUTPUTS = (
     "reports/train/cnn_small/metrics.json",
     "reports/train/cnn_small/history.csv",
     "reports/train/cnn_small/run.json",
-    "reports/evaluate/metrics.json",
-    "reports/evaluate/inputs.json",
+    "reports/evaluate/cnn_small/metrics.json",
+    "reports/compare/metrics.json",
+    "reports/compare/inputs.json",
     "reports/comparison.md",
     "reports/index.html",
 )
@@ -62,7 +63,7 @@ def test_failed_run_then_restored_params_come_back_from_the_cache(repo: Path):
     seconds = time.perf_counter() - start
     print(f"\nrestore took {seconds:.1f} s\n{again.stdout[-3000:]}")
     assert "Running stage 'train@" not in again.stdout, again.stdout
-    assert "Running stage 'evaluate'" not in again.stdout
+    assert "Running stage 'evaluate@" not in again.stdout
     restored = snapshot(repo)
     for path in OUTPUTS:
         assert restored[path] == good[path], f"{path} differs from before the failure"
@@ -70,7 +71,7 @@ def test_failed_run_then_restored_params_come_back_from_the_cache(repo: Path):
     assert "up to date" in status.lower(), status
     gate_params = yaml.safe_load(good_params)
     assert gate_params["models"]["cnn_small"]["epochs"] == 1
-    metrics = json.loads(restored["reports/evaluate/metrics.json"])
+    metrics = json.loads(restored["reports/compare/metrics.json"])
     assert set(metrics) == {"cnn", "cnn_small", "cnn_small_bn", "mlp"}
 
     # A failed evaluate leaves the previous metrics, which the gate then refuses as stale.
@@ -80,7 +81,7 @@ def test_failed_run_then_restored_params_come_back_from_the_cache(repo: Path):
     shutil.rmtree(artifacts)
     artifacts.write_text("not a folder: MLflow cannot store artifacts here")
     before = snapshot(repo)
-    evaluate = run(["python", "-m", "stages.evaluate"], repo, check=False)
+    evaluate = run(["python", "-m", "stages.evaluate", "cnn_small"], repo, check=False)
     print(evaluate.stderr[-1500:])
     assert evaluate.returncode == 1 and "evaluate failed" in evaluate.stderr
     assert snapshot(repo) == before  # nothing written: metrics.json is the old one

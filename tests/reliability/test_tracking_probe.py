@@ -75,12 +75,13 @@ def test_train_fails_before_tensorflow_when_the_server_is_down(workdir: Path):
     assert listing(workdir) == before
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "visualize"])
+@pytest.mark.parametrize("stage", ["evaluate", "compare", "visualize"])
 def test_other_logging_stages_probe_first(workdir: Path, stage: str):
     db = workdir / "broken.db"
     db.write_bytes(b"garbage" * 1000)
     before = listing(workdir)
-    outcome = spawn([f"stages.{stage}"], workdir, MLFLOW_TRACKING_URI=f"sqlite:///{db}")
+    argv = [f"stages.{stage}", *(["cnn"] if stage == "evaluate" else [])]
+    outcome = spawn(argv, workdir, MLFLOW_TRACKING_URI=f"sqlite:///{db}")
     report(f"corrupt sqlite store ({stage})", outcome, "unchanged")
     assert outcome.code == 1 and "is not a usable SQLite database" in outcome.stderr
     assert outcome.heavy == [] and listing(workdir) == before

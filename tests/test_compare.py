@@ -1,0 +1,247 @@
+"""Tests of the compare stage: the claims, the comparison files, the aggregated metrics and
+input digests, the gathered histories, MLflow, and DVC reading the metrics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import claims, config, fingerprint
+from stages import compare as cmp
+from stages import evaluate as ev
+from stages.config import ROOT
+from stages.files import read_json, write_json
+
+
+# --------------------------------------------------------------------------------------
+# Claims
+# --------------------------------------------------------------------------------------
+def row(model: str, params: int, val: float, test: float) -> cmp.ComparisonRow:
+    return cmp.ComparisonRow(model, params, 10, 60.0, 9000.0, val, test, 0.05, 20000.0)
+
+
+def claims_for(rows, histories=None) -> dict[str, claims.Claim]:
+    return {c.id: c for c in cmp.judge_claims(rows, histories or {})}
+
+
+def test_cnn_vs_mlp_verdicts():
+    holds = claims_for([row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)])
+    c = holds["cnn_vs_mlp"]
+    assert c.verdict == claims.HOLDS
+    assert "0.9910" in c.reason and "0.9820" in c.reason
+    assert "61\u202f482" in c.reason and "669\u202f706" in c.reason and "9.2%" in c.reason
+    assert c.statement == claims.statement("cnn_vs_mlp", "en")
+
+    partly = claims_for([row("cnn", 61_482, 0.98, 0.975), row("mlp", 669_706, 0.98, 0.982)])
+    c = partly["cnn_vs_mlp"]
+    assert c.verdict == claims.PARTLY
+    assert c.parts == {"better test accuracy": False, "far fewer parameters": True}
+    assert c.reason.endswith(
+        "Holds: far fewer parameters (less than half). Does not hold: better test accuracy."
+    )
+
+    # Exactly half is not "less than half"; equal accuracy is not "better".
+    no = claims_for([row("cnn", 500, 0.98, 0.98), row("mlp", 1000, 0.98, 0.98)])
+    assert no["cnn_vs_mlp"].verdict == claims.DOES_NOT_HOLD
+
+    missing = claims_for([row("cnn", 500, 0.98, 0.99)])
+    assert missing["cnn_vs_mlp"].verdict == claims.NOT_CHECKED
+    assert missing["cnn_vs_mlp"].missing == ["mlp"]
+    assert "Model(s) mlp not in params.yaml" in missing["cnn_vs_mlp"].reason
+
+
+def test_batchnorm_verdicts():
+    plain, bn = "cnn_small", "cnn_small_bn"
+    fast = {bn: [0.97, 0.98, 0.985, 0.99], plain: [0.93, 0.96, 0.975, 0.98]}
+    slow = {bn: [0.90, 0.95, 0.96], plain: [0.93, 0.96, 0.975]}
+
+    c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)], fast)
+    assert c["batchnorm"].verdict == claims.HOLDS
+    assert c["batchnorm"].evidence["cnn_small_bn_early_val_accuracy"] == pytest.approx(2.935 / 3)
+    assert c["batchnorm"].evidence["early_epochs"] == 3
+
+    c = claims_for([row(plain, 14_178, 0.985, 0.989), row(bn, 14_242, 0.989, 0.988)], fast)
+    assert c["batchnorm"].verdict == claims.PARTLY
+    assert c["batchnorm"].parts["higher test accuracy"] is False
+    assert c["batchnorm"].reason.endswith(
+        "Holds: higher validation accuracy; faster rise in the first epochs. "
+        "Does not hold: higher test accuracy."
+    )
+
+    c = claims_for([row(plain, 14_178, 0.99, 0.99), row(bn, 14_242, 0.98, 0.98)], slow)
+    assert c["batchnorm"].verdict == claims.DOES_NOT_HOLD
+
+    # Without histories the early-rise part is not checked; the rest still decides.
+    c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)])
+    assert c["batchnorm"].verdict == claims.HOLDS
+    assert c["batchnorm"].parts["faster early rise"] is None
+    assert "not checked" in c["batchnorm"].reason
+
+    c = claims_for([row(plain, 14_178, 0.985, 0.984)])
+    assert c["batchnorm"].verdict == claims.NOT_CHECKED
+
+
+def test_comparison_outputs():
+    rows = [row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)]
+    judged = cmp.judge_claims(rows, {})
+    md = cmp.comparison_markdown(rows, judged)
+    assert "| cnn | 61,482 | 10 | 60.0 | 9,000 | 0.9900 | 0.9910 | 0.0500 | 20,000 |" in md
+    assert "Verdict: **holds**" in md and "Verdict: **not checked**" in md
+    parsed = list(csv.DictReader(cmp.comparison_csv(rows).splitlines()))
+    assert parsed[1]["model"] == "mlp" and float(parsed[1]["test_accuracy"]) == 0.982
+    as_json = json.loads(json.dumps(cmp.claims_json(judged)))
+    assert [c["verdict"] for c in as_json] == ["holds", "not checked"]
+    # claims.json is the shared schema the report reads back.
+    assert [claims.Claim.from_json(c) for c in as_json] == [
+        claims.Claim.from_json(asdict(c)) for c in judged
+    ]
+
+
+def test_history_table_gathers_every_model_with_a_model_column():
+    rows = {
+        "cnn": [{"epoch": "1", "val_accuracy": "0.9"}, {"epoch": "2", "val_accuracy": "0.95"}],
+        "mlp": [{"epoch": "1", "val_accuracy": "0.8"}],
+    }
+    table = list(csv.DictReader(cmp.history_table(rows).splitlines()))
+    assert [(r["model"], r["epoch"], r["val_accuracy"]) for r in table] == [
+        ("cnn", "1", "0.9"),
+        ("cnn", "2", "0.95"),
+        ("mlp", "1", "0.8"),
+    ]
+    with pytest.raises(cmp.CompareError, match="has columns"):
+        cmp.history_table(rows | {"x": [{"epoch": "1", "loss": "0.1"}]})
+
+
+def test_fingerprint_merge_equals_the_whole_and_flags_disagreement():
+    params = config.load_params(ROOT / "params.yaml")
+    whole = fingerprint.fingerprint(params)
+    parts = [fingerprint.for_model(params, name) for name in params.models]
+    assert fingerprint.merge(parts) == whole
+    assert fingerprint.differences(fingerprint.merge(parts), whole) == []
+    odd = json.loads(json.dumps(parts))
+    odd[0]["data"] = "0" * 64  # one model evaluated on other data
+    odd[1]["params"]["seed"] = {"seed": 99}
+    problems = fingerprint.differences(fingerprint.merge(odd), whole)
+    assert any("changed since the evaluation" in p for p in problems)
+    assert any("seed" in p for p in problems)
+
+
+# --------------------------------------------------------------------------------------
+# The stage end to end: per-model folders in, aggregated files and MLflow out
+# --------------------------------------------------------------------------------------
+def _model_folders(name: str, accuracy: float, params: int, val: list[float], run: dict) -> None:
+    """What `dvc repro train@name evaluate@name` leave behind."""
+    t = config.TRAIN_DIR / name
+    write_json(
+        t / "metrics.json",
+        {"val": {"accuracy": val[-1], "loss": 1.0}, "epochs": len(val), "params": params},
+    )
+    write_json(t / "timing.json", {"wall_seconds": 12.5, "samples_per_second": 4000.0})
+    lines = ["epoch,accuracy,loss,val_accuracy,val_loss"]
+    lines += [f"{i},0.5,1.0,{v},1.0" for i, v in enumerate(val, 1)]
+    (t / "history.csv").write_text("\n".join(lines) + "\n")
+    e = config.eval_dir(name)
+    test = {"accuracy": accuracy, "loss": 0.2, "macro_f1": accuracy}
+    write_json(e / config.EVAL_METRICS, {"test": test, "params": params})
+    write_json(e / config.EVAL_TIMING, {"inference_images_per_s": 5000.0})
+    write_json(e / config.EVAL_RUN, run)
+    write_json(e / config.EVAL_INPUTS, {"data": "d", "models": {name: "m"}, "params": {}})
+
+
+def test_stage_end_to_end(tmp_path, monkeypatch, caplog):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["models"] = {m: raw["models"][m] for m in ("cnn", "mlp")}
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+    from mlflow import MlflowClient
+
+    from stages import tracking
+
+    client = MlflowClient(uri)
+    execution = tracking.open_execution(client, uri, "intro-cnn")
+    run = {"run_id": "r", "parent_run_id": execution.parent_run_id, "restored": False}
+    _model_folders("cnn", 0.99, 61_482, [0.97, 0.98], run)
+    _model_folders("mlp", 0.98, 669_706, [0.96], run)
+    write_json(config.eval_dir("stale") / config.EVAL_METRICS, {"test": {}})  # not in params
+
+    cmp.main()
+
+    assert read_json(config.COMPARE_METRICS) == {
+        "cnn": {"test": {"accuracy": 0.99, "loss": 0.2, "macro_f1": 0.99}},
+        "mlp": {"test": {"accuracy": 0.98, "loss": 0.2, "macro_f1": 0.98}},
+    }
+    assert read_json(config.COMPARE_TIMING)["mlp"] == {"inference_images_per_s": 5000.0}
+    assert read_json(config.COMPARE_RUNS)["cnn"] == run
+    assert read_json(config.COMPARE_INPUTS)["models"] == {"cnn": "m", "mlp": "m"}
+    verdicts = {c["id"]: c["verdict"] for c in read_json(config.COMPARE_CLAIMS)}
+    assert verdicts == {"cnn_vs_mlp": "holds", "batchnorm": "not checked"}
+    md = config.COMPARISON_MD.read_text()
+    assert "| cnn | 61,482 | 2 | 12.5 | 4,000 | 0.9800 | 0.9900 | 0.2000 | 5,000 |" in md
+    assert config.COMPARISON_CSV.read_text().startswith("model,params,epochs,")
+    history = list(csv.DictReader(config.COMPARE_HISTORY.read_text().splitlines()))
+    assert [(r["model"], r["epoch"]) for r in history] == [("cnn", "1"), ("cnn", "2"), ("mlp", "1")]
+    parent = client.get_run(execution.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    logged = {a.path for a in client.list_artifacts(execution.parent_run_id, "evaluate")}
+    assert {"evaluate/comparison.md", "evaluate/claims.json"} <= logged
+
+    # A model's evaluation missing: one line naming the stage to run, nothing written.
+    before = config.COMPARE_METRICS.read_bytes()
+    os.remove(config.eval_dir("mlp") / config.EVAL_TIMING)
+    with pytest.raises(SystemExit) as exc:
+        cmp.main()
+    assert exc.value.code == 1
+    assert "timing.json not found: run `dvc repro evaluate@mlp` first" in caplog.text
+    assert config.COMPARE_METRICS.read_bytes() == before
+
+
+# --------------------------------------------------------------------------------------
+# DVC reads the metrics file: `dvc metrics diff` between two commits
+# --------------------------------------------------------------------------------------
+def _run(cmd: list[str], cwd: Path) -> str:
+    env = os.environ | {
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_dvc_metrics_diff(tmp_path):
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(["git", "init", "-q"], tmp_path)
+    _run([*dvc, "init", "-q"], tmp_path)
+    (tmp_path / "dvc.yaml").write_text(f"metrics:\n  - {config.COMPARE_METRICS.as_posix()}\n")
+    y = np.array([0, 1, 1, 0])
+    good = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+
+    def commit(proba: np.ndarray, message: str) -> None:
+        entry = ev.metrics_entry(ev.classification_metrics(y, proba))
+        cmp.write_metrics(tmp_path / config.COMPARE_METRICS, {"cnn": entry, "mlp": entry})
+        _run(["git", "add", "-A"], tmp_path)
+        _run(["git", "commit", "-q", "-m", message], tmp_path)
+
+    commit(good, "first")
+    commit(good[[0, 1, 2, 2]], "last image now wrong")  # accuracy 1.0 -> 0.75
+
+    diff = json.loads(_run([*dvc, "metrics", "diff", "HEAD~1", "--json"], tmp_path))
+    cnn = diff[config.COMPARE_METRICS.as_posix()]["cnn.test.accuracy"]
+    assert cnn == {"old": 1.0, "new": 0.75, "diff": -0.25}
+    assert "mlp.test.accuracy" in diff[config.COMPARE_METRICS.as_posix()]

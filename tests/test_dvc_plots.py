@@ -110,13 +110,22 @@ def _ink(shot: Path) -> float:
 def test_dvc_plots_show_draws_offline(repo, tmp_path):
     # The project's DVC config and template, as a clone has them.
     shutil.copy2(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    (repo / "plots").mkdir()
+    (repo / "plots").mkdir(exist_ok=True)  # the repo has plots/by_model.json already
     shutil.copy2(TEMPLATE, repo / "plots" / "offline.html")
     models = list(config.load_params(repo / "params.yaml").models)
+    gathered = []
     for i, name in enumerate(models):
         target = repo / config.history_path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(train.history_csv(_history(3 + i, 0.01 * i)))
+        rows = _history(3 + i, 0.01 * i)
+        target.write_text(train.history_csv(rows))
+        gathered += [{"model": name, **row} for row in rows]
+    # What the compare stage gathers for the top-level plots.
+    table = repo / config.COMPARE_HISTORY
+    table.parent.mkdir(parents=True)
+    columns = list(gathered[0])
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in gathered]
+    table.write_text("\n".join(lines) + "\n")
 
     run(["dvc", "plots", "show", "-o", "offline"], repo)
     default = tmp_path / "dvc_default.html"

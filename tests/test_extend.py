@@ -80,7 +80,7 @@ def test_a_sixth_model_needs_a_builder_and_a_params_entry(repo):
     assert {f"history_{NEW}.png", f"confusion_{NEW}.png", f"wrong_{NEW}.png"} <= set(files)
     page = (repo / config.REPORT_HTML).read_text(encoding="utf-8")
     assert f"<caption>{NEW}: " in page  # its layer table
-    assert f">{NEW}</td>" in page  # its row of the comparison table
+    assert f"<td><code>{NEW}</code></td>" in page  # its row of the comparison table
     assert page.count(f"{NEW}.png") == 0  # figures are inlined, not linked
 
     # And `dvc status` is clean: nothing left to run.

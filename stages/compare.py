@@ -176,23 +176,17 @@ def claims_json(judged: Sequence[Claim]) -> list[dict[str, Any]]:
 def history_table(histories: Mapping[str, Sequence[Mapping[str, str]]]) -> str:
     """Every model's training history in one CSV, a ``model`` column first (``dvc plots``
     colours the curves by it). Each history keeps its own columns; all must have the same."""
-    columns: list[str] | None = None
+    columns = next((list(rows[0]) for rows in histories.values() if rows), [])
     buf = io.StringIO()
-    writer: csv.DictWriter[str] | None = None
+    writer = csv.DictWriter(buf, fieldnames=["model", *columns], lineterminator="\n")
+    writer.writeheader()
     for model, rows in histories.items():
-        have = list(rows[0]) if rows else []
-        if columns is None:
-            columns = have
-            writer = csv.DictWriter(buf, fieldnames=["model", *columns], lineterminator="\n")
-            writer.writeheader()
-        elif have and have != columns:
+        if rows and list(rows[0]) != columns:
             raise CompareError(
-                f"{config.history_path(model)} has columns {have}, other models {columns}: "
-                "retrain the models with the same code (`dvc repro`)."
+                f"{config.history_path(model)} has columns {list(rows[0])}, other models "
+                f"{columns}: retrain the models with the same code (`dvc repro`)."
             )
-        assert writer is not None
-        for row in rows:
-            writer.writerow({"model": model, **row})
+        writer.writerows({"model": model, **row} for row in rows)
     return buf.getvalue()
 
 

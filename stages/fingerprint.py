@@ -45,10 +45,12 @@ def merge(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One fingerprint from the models' own (:func:`for_model`): models and their params are
     gathered; data and the shared params are kept when every part agrees, else None (which
     :func:`differences` reports as changed)."""
-    merged: dict[str, Any] = {"data": None, "models": {}, "params": {}}
-    for key in ("data",):
-        values = {p.get(key) for p in parts}
-        merged[key] = values.pop() if len(values) == 1 else None
+    data = {p.get("data") for p in parts}
+    merged: dict[str, Any] = {
+        "data": data.pop() if len(data) == 1 else None,
+        "models": {},
+        "params": {},
+    }
     for part in parts:
         merged["models"] |= part.get("models") or {}
     for section in PARAM_SECTIONS:

@@ -122,9 +122,14 @@ def test_history_table_gathers_every_model_with_a_model_column():
         cmp.history_table(rows | {"x": [{"epoch": "1", "loss": "0.1"}]})
 
 
-def test_fingerprint_merge_equals_the_whole_and_flags_disagreement():
+def test_fingerprint_merge_equals_the_whole_and_flags_disagreement(tmp_path, monkeypatch):
     params = config.load_params(ROOT / "params.yaml")
+    monkeypatch.chdir(tmp_path)  # a workspace of its own: a clean clone has no models yet
+    for i, path in enumerate([config.PROCESSED_MNIST, *map(config.model_path, params.models)]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes([i]) * 10)
     whole = fingerprint.fingerprint(params)
+    assert None not in whole["models"].values() and whole["data"] is not None
     parts = [fingerprint.for_model(params, name) for name in params.models]
     assert fingerprint.merge(parts) == whole
     assert fingerprint.differences(fingerprint.merge(parts), whole) == []

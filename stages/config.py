@@ -86,8 +86,8 @@ def eval_dir(name: str) -> Path:
 
 # Per model under eval_dir(name): the test predictions (DVC's confusion plot), the confusion
 # matrix, per-class precision/recall/F1, the most confidently wrong test images, the test
-# metrics and parameter count, the inference throughput, the MLflow runs the metrics went to
-# and the digests of what was evaluated.
+# metrics and parameter count, the inference throughput, the MLflow runs the metrics went to,
+# the digests of what was evaluated and the model's layer table (the report's summary).
 PREDICTIONS = "predictions.csv"
 CONFUSION = "confusion.json"
 PER_CLASS = "per_class.json"
@@ -96,6 +96,7 @@ EVAL_METRICS = "metrics.json"
 EVAL_TIMING = "timing.json"
 EVAL_RUN = "run.json"
 EVAL_INPUTS = "inputs.json"
+EVAL_LAYERS = "layers.json"
 EVAL_FILES = (
     PREDICTIONS,
     CONFUSION,
@@ -105,6 +106,7 @@ EVAL_FILES = (
     EVAL_TIMING,
     EVAL_RUN,
     EVAL_INPUTS,
+    EVAL_LAYERS,
 )
 
 

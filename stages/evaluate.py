@@ -392,12 +392,27 @@ def read_train_outputs(name: str) -> dict[str, Any]:
     return read_run_info(run_info_path(name))
 
 
+def layer_rows(model: keras.Model) -> list[dict[str, Any]]:
+    """The model summary as rows (``report.LayerRow``'s fields): layer name, class, output
+    shape without the batch axis, parameter count."""
+    return [
+        {
+            "name": layer.name,
+            "type": layer.__class__.__name__,
+            "output_shape": " × ".join(str(d) for d in tuple(layer.output.shape)[1:]),
+            "params": int(layer.count_params()),
+        }
+        for layer in model.layers
+    ]
+
+
 def evaluate_model(
     name: str, x: np.ndarray, y: np.ndarray, cfg: EvaluateConfig, outputs: files.Outputs
 ) -> tuple[dict[str, Any], float]:
     """Evaluate one saved model and add its per-model files to ``outputs``; return its
     ``metrics.json`` entry and inference throughput."""
-    import keras
+    with cli.tensorflow_notices_dropped():
+        import keras
 
     model = keras.saving.load_model(model_path(name), compile=False)
     proba, images_per_s = timed_predict(model, x, cfg.batch_size)
@@ -407,6 +422,7 @@ def evaluate_model(
     outputs.add_json(out / config.CONFUSION, metrics["confusion"])
     outputs.add_json(out / config.PER_CLASS, per_class_table(metrics))
     outputs.add_json(out / config.WRONG, most_confident_wrong(y, proba, cfg.n_wrong))
+    outputs.add_json(out / config.EVAL_LAYERS, layer_rows(model))
     log.info(
         "%s: test accuracy %.4f, loss %.4f, macro F1 %.4f, %.0f images/s",
         name,

@@ -22,15 +22,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 import markupsafe
 
 from stages import claims, cli, config, drawpad, files, i18n, tracking
-
-if TYPE_CHECKING:
-    import keras
 
 log = logging.getLogger(__name__)
 
@@ -127,23 +124,6 @@ def text(key: str, lang: str, **fields: Any) -> str:
 
 def has_text(key: str, lang: str) -> bool:
     return i18n.has("report", key, lang)
-
-
-def layer_rows(model: keras.Model) -> list[LayerRow]:
-    """The model summary as rows: layer name, class, output shape without the batch axis,
-    parameter count."""
-    rows = []
-    for layer in model.layers:
-        shape = tuple(layer.output.shape)[1:]
-        rows.append(
-            LayerRow(
-                name=layer.name,
-                type=layer.__class__.__name__,
-                output_shape=" × ".join(str(d) for d in shape),
-                params=int(layer.count_params()),
-            )
-        )
-    return rows
 
 
 def data_uri(png: bytes) -> str:
@@ -438,13 +418,16 @@ def read_comparison(path: Path = config.COMPARISON_CSV) -> list[dict[str, str]]:
 
 
 def model_summaries(names: Sequence[str]) -> dict[str, list[LayerRow]]:
-    """Each saved model's layer table (loads the Keras files)."""
-    import keras
-
+    """Each model's layer table, as its evaluation recorded it."""
     out = {}
     for name in names:
-        path = _need(config.model_path(name), f"dvc repro train@{name}")
-        out[name] = layer_rows(keras.saving.load_model(path, compile=False))
+        path = _need(config.eval_dir(name) / config.EVAL_LAYERS, f"dvc repro evaluate@{name}")
+        try:
+            out[name] = [LayerRow(**row) for row in files.read_json(path)]
+        except TypeError as exc:
+            raise ReportError(
+                f"{path} is not a layer table ({exc}): rerun evaluate@{name}."
+            ) from exc
     return out
 
 
@@ -457,7 +440,7 @@ def read_pad(names: Sequence[str]) -> tuple[list[drawpad.PadLayer], tuple[str, s
 
 
 def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FILE)) -> ReportInputs:
-    """Read every input of the page (the Keras models included; the drawing pad's last)."""
+    """Read every input of the page (the drawing pad's model last)."""
     inputs = ReportInputs(
         conv_figures=read_conv_figures(),
         network_figures=read_network_figures(),

@@ -167,6 +167,22 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
     return uri
 
 
+def test_layer_rows_of_a_real_model():
+    from stages.models import build_model
+
+    rows = ev.layer_rows(build_model("cnn_small"))
+    row = {"name": "image", "type": "InputLayer", "output_shape": "28 × 28 × 1", "params": 0}
+    assert rows[0] == row
+    assert rows[1] == {
+        "name": "conv1",
+        "type": "Conv2D",
+        "output_shape": "26 × 26 × 8",
+        "params": 80,
+    }
+    assert rows[-1] == {"name": "output", "type": "Dense", "output_shape": "10", "params": 650}
+    assert sum(r["params"] for r in rows) == 14178
+
+
 def test_log_model_writes_this_execution_only(mlflow_store, tmp_path, test_split, caplog):
     """Test metrics go to the parent run; into a training run only when it is of this same
     execution; a run of an earlier execution is left exactly as it was, and linked."""
@@ -285,6 +301,8 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
         assert read_json(d / "per_class.json")["per_class"][cls]["recall"] == 1.0
         inputs = read_json(d / "inputs.json")
         assert list(inputs["models"]) == [name] and list(inputs["params"]["models"]) == [name]
+        layers = read_json(d / "layers.json")  # the report's summary table
+        assert sum(r["params"] for r in layers) == 7850 and layers[-1]["output_shape"] == "10"
 
     runs = {
         name: read_json(Path("reports/evaluate") / name / "run.json") for name in ("cnn", "mlp")

@@ -178,14 +178,19 @@ def test_every_caption_has_a_text():
             assert rp.has_text(f"cap_{kind}", "es"), kind
 
 
-def test_layer_rows_of_a_real_model():
-    from stages.models import build_model
-
-    rows = rp.layer_rows(build_model("cnn_small"))
-    assert rows[0] == rp.LayerRow("image", "InputLayer", "28 × 28 × 1", 0)
-    assert rows[1] == rp.LayerRow("conv1", "Conv2D", "26 × 26 × 8", 80)
-    assert rows[-1] == rp.LayerRow("output", "Dense", "10", 650)
-    assert sum(r.params for r in rows) == 14178
+def test_layer_tables_come_from_the_evaluations(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"name": "image", "type": "InputLayer", "output_shape": "28 × 28 × 1", "params": 0},
+        {"name": "output", "type": "Dense", "output_shape": "10", "params": 650},
+    ]
+    write_json(config.eval_dir("cnn") / config.EVAL_LAYERS, rows)
+    assert rp.model_summaries(["cnn"]) == {"cnn": [rp.LayerRow(**r) for r in rows]}
+    with pytest.raises(rp.ReportError, match=r"dvc repro evaluate@mlp"):
+        rp.model_summaries(["cnn", "mlp"])
+    write_json(config.eval_dir("mlp") / config.EVAL_LAYERS, [{"name": "x"}])
+    with pytest.raises(rp.ReportError, match=r"not a layer table.*rerun evaluate@mlp"):
+        rp.model_summaries(["mlp"])
 
 
 # --------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
 # Stage commands run as `python -m stages.X`: put the venv first on PATH for DVC.
 RUN    := PATH="$(BIN):$$PATH"
-PYTEST_ARGS ?= -m ""
+# Every test, and the 15 slowest named at the end (where the suite's time goes).
+PYTEST_ARGS ?= -m "" --durations=15
 
-.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff predict bench-robustness stack-up stack-down stack-status
+.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff predict bench-robustness bench-pipeline stack-up stack-down stack-status
 
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
@@ -59,6 +60,11 @@ bench: setup
 predict: setup
 	@test -n "$(IMG)" || { echo 'Name the image(s): make predict IMG=path/to/digit.png' >&2; exit 2; }
 	$(RUN) python -m stages.predict $(IMG)
+
+# The whole pipeline cold in a fresh clone: wall time and peak memory per stage, beside the
+# notebook's way in one plain script (BENCH_ARGS="--side pipeline --reuse-models": no training).
+bench-pipeline: setup
+	$(RUN) python benchmarks/pipeline_speed.py $(BENCH_ARGS)
 
 bench-robustness: setup
 	$(RUN) python benchmarks/robustness.py

@@ -1,0 +1,206 @@
+"""The whole pipeline, cold: wall time and peak memory of every stage, and the notebook's way.
+
+    python benchmarks/pipeline_speed.py                  # both sides, full MNIST (15-20 min)
+    python benchmarks/pipeline_speed.py --side pipeline --reuse-models   # the other stages only
+
+``pipeline``: a fresh ``git clone`` of this checkout's HEAD in a temporary folder (empty DVC
+cache, so nothing is skipped), where every stage runs as ``dvc repro --single-item <stage>`` in
+the order ``dvc repro --dry`` gives, so each row includes DVC's own start-up, hashing and caching
+of that stage. ``--reuse-models`` copies ``models/`` and ``reports/train/`` from this workspace
+and marks the trainings done (``dvc commit``), to time everything else in a minute.
+
+``notebook``: one plain Python process doing the same work the notebook's way: NumPy arrays
+into ``model.fit(..., validation_split=0.1)`` for the four models (same builders, epochs, batch
+size and optimiser as params.yaml), ``model.evaluate`` on the test set, the three convolution
+demos with ``scipy.ndimage.convolve`` and matplotlib figures of the cnn's filters and feature
+maps. No DVC, no MLflow, no report. Only a reference for what the pipeline's extra work costs.
+
+Peak memory is the largest resident set of the process tree (``wait4``'s ``ru_maxrss``: the
+stage's Python process, or DVC itself when larger). MNIST comes from ``MNIST_LOCAL`` (or
+``--mnist``) when set, else from the network as in ``make repro``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+REUSED = "(trainings reused)"
+
+
+def measured(cmd: list[str], cwd: Path, env: dict[str, str], log) -> tuple[float, float, int]:
+    """Run ``cmd``; its wall seconds, the peak RSS of its process tree in MiB, its exit code."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+
+
+def stage_order(clone: Path, env: dict[str, str]) -> list[str]:
+    """The stages ``dvc repro`` would run, in its order."""
+    dry = subprocess.run(
+        [str(BIN / "dvc"), "repro", "--dry", "--force"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return re.findall(r"^Running stage '([^']+)':", dry, flags=re.M)
+
+
+def pipeline(args: argparse.Namespace, env: dict[str, str], log) -> list[tuple[str, float, float]]:
+    """Every stage of a fresh clone, one ``dvc repro --single-item`` each."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pipeline-speed-") as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+        order = stage_order(clone, env)
+        if args.reuse_models:
+            for folder in ("models", "reports/train"):
+                shutil.copytree(ROOT / folder, clone / folder, dirs_exist_ok=True)
+        for stage in order:
+            if args.reuse_models and stage.startswith("train@"):
+                if not any(name == REUSED for name, _, _ in rows):
+                    # Preprocess has run: the copied trainings' deps exist, so commit them.
+                    trains = [s for s in order if s.startswith("train@")]
+                    commit = [str(BIN / "dvc"), "commit", "--force", "--quiet", *trains]
+                    subprocess.run(commit, cwd=clone, env=env, check=True, stdout=log)
+                    rows.append((REUSED, 0.0, 0.0))
+                continue
+            cmd = [str(BIN / "dvc"), "repro", "--single-item", stage]
+            print(f"  {stage} ...", end="", flush=True)
+            wall, rss, rc = measured(cmd, clone, env, log)
+            print(f" {wall:.1f} s, {rss:.0f} MiB")
+            if rc != 0:
+                raise SystemExit(f"stage {stage} failed (exit {rc}); see {args.log}")
+            rows.append((stage, wall, rss))
+    return rows
+
+
+NOTEBOOK = r"""
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from pathlib import Path
+sys.path.insert(0, os.getcwd())
+t0 = time.perf_counter()
+out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+with np.load(sys.argv[1]) as f:
+    x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+x_train = (x_train / 255.0).astype("float32")[..., None]
+x_test = (x_test / 255.0).astype("float32")[..., None]
+import keras
+from stages import config, models
+y1, yt = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
+params = config.load_params()
+keras.utils.set_random_seed(params.seed.seed)
+result = {}
+for name in params.models:
+    cfg = params.model(name)
+    model = models.build_model(name)
+    model.compile(keras.optimizers.Adam(cfg.learning_rate), cfg.loss, metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(x_train, y1, batch_size=cfg.batch_size, epochs=cfg.epochs,
+              validation_split=0.1, verbose=0)
+    acc = model.evaluate(x_test, yt, batch_size=1024, verbose=0)[1]
+    result[name] = {"seconds": time.perf_counter() - start, "test_accuracy": float(acc)}
+    if name == "cnn":
+        cnn = model
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from scipy import ndimage
+rng = np.random.RandomState(2)
+walk = np.cumsum(rng.randn(200))
+taps = np.exp(-np.linspace(-2, 2, 15) ** 2)
+smooth = ndimage.convolve(walk, taps / taps.sum())
+image = rng.rand(600, 799)
+kernels = {"blur": np.ones((15, 15)) / 225, "vertical": np.array([[1, 0, -1]] * 3),
+           "edges": np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]])}
+fig, axes = plt.subplots(1, 4, figsize=(12, 3))
+axes[0].plot(walk); axes[0].plot(smooth)
+for ax, k in zip(axes[1:], kernels.values()):
+    ax.imshow(ndimage.convolve(image, k), cmap="gray")
+fig.savefig(out / "convolutions.png"); plt.close(fig)
+conv = [l for l in cnn.layers if isinstance(l, keras.layers.Conv2D)]
+w = conv[0].get_weights()[0]
+fig, axes = plt.subplots(4, 8, figsize=(8, 4))
+for i, ax in enumerate(axes.flat):
+    ax.imshow(w[:, :, 0, i], cmap="gray"); ax.axis("off")
+fig.savefig(out / "filters.png"); plt.close(fig)
+for layer in conv:
+    maps = keras.Model(cnn.inputs, layer.output).predict(x_test[:5], verbose=0)
+    fig, axes = plt.subplots(5, 8, figsize=(8, 5))
+    for i, ax in enumerate(axes.flat):
+        ax.imshow(maps[i // 8, :, :, i % 8], cmap="gray"); ax.axis("off")
+    fig.savefig(out / f"maps_{layer.name}.png"); plt.close(fig)
+result["total_seconds"] = time.perf_counter() - t0
+(out / "result.json").write_text(json.dumps(result))
+"""
+
+
+def notebook(args: argparse.Namespace, env: dict[str, str], log) -> tuple[float, float, dict]:
+    """The notebook's work in one plain process."""
+    mnist = args.mnist or (ROOT / "data/raw/mnist.npz")
+    if not Path(mnist).exists():
+        raise SystemExit(
+            f"{mnist} not found: pass --mnist or set MNIST_LOCAL (or dvc repro download)"
+        )
+    with tempfile.TemporaryDirectory(prefix="notebook-speed-") as tmp:
+        cmd = [sys.executable, "-c", NOTEBOOK, str(mnist), tmp]
+        print("  notebook script ...", end="", flush=True)
+        wall, rss, rc = measured(cmd, ROOT, env, log)
+        print(f" {wall:.1f} s, {rss:.0f} MiB")
+        if rc != 0:
+            raise SystemExit(f"the notebook script failed (exit {rc}); see {args.log}")
+        result = json.loads((Path(tmp) / "result.json").read_text())
+    return wall, rss, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--side", choices=("both", "pipeline", "notebook"), default="both")
+    parser.add_argument("--reuse-models", action="store_true", help="skip the trainings")
+    parser.add_argument("--mnist", default=os.environ.get("MNIST_LOCAL"), help="a local mnist.npz")
+    parser.add_argument("--log", default="pipeline_speed.log", help="the stages' own output")
+    args = parser.parse_args()
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    if args.mnist:
+        env["MNIST_LOCAL"] = str(Path(args.mnist).resolve())
+    with open(args.log, "w") as log:
+        rows = pipeline(args, env, log) if args.side != "notebook" else []
+        nb = notebook(args, env, log) if args.side != "pipeline" else None
+    print("\n| stage | wall s | peak RSS MiB |\n|---|---:|---:|")
+    for name, wall, rss in rows:
+        print(f"| {name} | {wall:.1f} | {rss:.0f} |")
+    if rows:
+        train = sum(w for n, w, _ in rows if n.startswith("train@"))
+        other = sum(w for n, w, _ in rows if not n.startswith("train@"))
+        print(f"| **all stages** | **{train + other:.1f}** | {max(r for _, _, r in rows):.0f} |")
+        print(f"| trainings / the other stages | {train:.1f} / {other:.1f} | |")
+    if nb:
+        print(f"| notebook's way, one process | {nb[0]:.1f} | {nb[1]:.0f} |")
+        for name, got in nb[2].items():
+            if isinstance(got, dict):
+                print(
+                    f"| notebook {name}: fit + evaluate | {got['seconds']:.1f} | "
+                    f"(test accuracy {got['test_accuracy']:.4f}) |"
+                )
+        if rows and not args.reuse_models:
+            print(f"\npipeline / notebook: {(train + other) / nb[0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -200,6 +200,30 @@ def _log_model_notices_dropped() -> Iterator[None]:
         pyfunc_log.removeFilter(drop)
 
 
+# What the logged model needs to be served (the wrapper's imports and Keras' backend), pinned
+# to the versions that trained it. TensorFlow is whichever distribution is installed.
+SERVED_DISTRIBUTIONS = ("mlflow", "cloudpickle", "keras", "numpy", "pillow")
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
+
+
+def pip_requirements() -> list[str]:
+    """The logged model's pip requirements, stated rather than inferred: MLflow's inference
+    imports the model in a child process (about 8 s per training) and missed Keras and
+    TensorFlow, so a served model's environment lacked them."""
+    import importlib.metadata
+
+    pins = []
+    for dist in (*SERVED_DISTRIBUTIONS, *TENSORFLOW_DISTRIBUTIONS):
+        try:
+            pins.append(f"{dist}=={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            if dist not in TENSORFLOW_DISTRIBUTIONS:
+                raise
+    if not any(pin.startswith(TENSORFLOW_DISTRIBUTIONS) for pin in pins):
+        raise RuntimeError(f"None of {TENSORFLOW_DISTRIBUTIONS} is installed: run `make setup`.")
+    return pins
+
+
 def log_model(
     keras_model_or_path: Any,
     name: str = "model",
@@ -224,6 +248,7 @@ def log_model(
                 python_model=_python_model_class()(preprocess),
                 artifacts={KERAS_ARTIFACT: path},
                 code_paths=[str(STAGES_DIR)],
+                pip_requirements=pip_requirements(),
                 signature=signature(),
                 input_example=input_example,
                 registered_model_name=registered_model_name,

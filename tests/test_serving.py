@@ -149,6 +149,12 @@ def test_served_model_checks_its_input_over_http(tmp_path, tiny_cnn, subset, mon
         info = serving.log_model(tiny_cnn, registered_model_name="intro-cnn-test")
     assert info.signature.params is not None
     model_uri = "models:/intro-cnn-test/1"
+    # Its environment names what serving it imports, at the versions that logged it.
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{model_uri}/requirements.txt"))
+    pins = requirements.read_text().split()
+    assert set(pins) == set(serving.pip_requirements())
+    assert {p.split("==")[0] for p in pins} >= {"mlflow", "keras", "numpy", "pillow"}
+    assert any(p.startswith(serving.TENSORFLOW_DISTRIBUTIONS) for p in pins)
 
     raw = subset["x_test"][:8]
     model = keras.saving.load_model(tiny_cnn, compile=False)

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from stages import cli, config, files, serving, tracking
+from stages import cli, config, files, mlflow_store, serving, tracking
 from stages.config import ModelConfig, TrainConfig
 from stages.models import fused_batch_norm
 
@@ -420,7 +420,7 @@ def live_metrics(client: Any, uri: str, run_id: str, timer: Any) -> Any:
                 for key in (*HISTORY_COLUMNS, "seconds")
                 if key in logs
             ]
-            with tracking.store_lock(uri):
+            with mlflow_store.store_lock(uri):
                 client.log_batch(run_id, metrics=batch)
 
     return LiveMetrics()
@@ -545,12 +545,12 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
             "n_train": len(data["x_train"]),
             "n_val": len(data["x_val"]),
         }
-        uri = tracking.tracking_uri()
+        uri = mlflow_store.tracking_uri()
         tracking.quiet_mlflow()
         dataset = tracking.dataset(
             data["x_train"], data["y_train"], TRAINING_DATASET, config.PROCESSED_MNIST
         )
-        with tracking.store_lock(uri):  # the first use of a new store migrates its schema
+        with mlflow_store.store_lock(uri):  # the first use of a new store migrates its schema
             client = mlflow.MlflowClient(uri)
             mlflow.set_tracking_uri(uri)
             execution = tracking.open_execution(client, uri, params.train.experiment)
@@ -575,7 +575,7 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
                 timing["wall_seconds"],
                 timing["samples_per_second"],
             )
-            with tracking.store_lock(uri):
+            with mlflow_store.store_lock(uri):
                 record = finish_training_run(
                     client,
                     execution,
@@ -630,7 +630,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{config.PROCESSED_MNIST} is missing: run `dvc repro preprocess` first."
             )
         # Checked before TensorFlow loads: a broken store must not cost a whole training.
-        tracking.probe_store(tracking.tracking_uri())
+        mlflow_store.probe_store(mlflow_store.tracking_uri())
         run(args.model, params)
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import cli, config, files, plotting, tracking
+from stages import cli, config, files, mlflow_store, plotting, tracking
 from stages.network_figures import (
     FILTER_MODEL,
     ConvDetails,
@@ -220,7 +220,7 @@ def log_figures(
 
     tracking.quiet_mlflow()
     try:
-        with tracking.store_lock(uri):
+        with mlflow_store.store_lock(uri):
             client = mlflow.MlflowClient(uri)
             execution = tracking.open_execution(client, uri, experiment)
             for name, run_id in upstream.items():
@@ -237,8 +237,8 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with cli.stage("visualize"):
         params = config.load_params()
-        uri = tracking.tracking_uri()
-        tracking.probe_store(uri)
+        uri = mlflow_store.tracking_uri()
+        mlflow_store.probe_store(uri)
         names = list(params.models)
         lang, n_images = params.report.lang, params.report.n_feature_images
         try:

@@ -190,7 +190,7 @@ def build_project(
     """
     from mlflow import MlflowClient
 
-    from stages import compare, config, evaluate, tracking, train
+    from stages import compare, config, evaluate, mlflow_store, tracking, train
     from stages.models import build_model
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -213,7 +213,7 @@ def build_project(
     }
     write_npz(config.PROCESSED_MNIST, data, compress=False)
 
-    uri = tracking.tracking_uri()
+    uri = mlflow_store.tracking_uri()
     client = MlflowClient(uri)
     exp_id = tracking.experiment_id(client, uri, params.train.experiment)
     run_ids = {}

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from stages import claims, cli, config, files, fingerprint, tracking
+from stages import claims, cli, config, files, fingerprint, mlflow_store, tracking
 from stages.claims import Claim
 from stages.config import Params, load_params
 from stages.files import read_json, write_json
@@ -271,7 +271,7 @@ def log_comparison(uri: str, experiment: str, paths: Sequence[Path]) -> str:
 
     tracking.quiet_mlflow()
     try:
-        with tracking.store_lock(uri):
+        with mlflow_store.store_lock(uri):
             client = mlflow.MlflowClient(uri)
             execution = tracking.open_execution(client, uri, experiment)
             for path in paths:
@@ -339,8 +339,8 @@ def run_stage(params: Params, uri: str) -> None:
 def main() -> None:
     with cli.stage("compare"):
         params = load_params()
-        uri = tracking.tracking_uri()
-        tracking.probe_store(uri)
+        uri = mlflow_store.tracking_uri()
+        mlflow_store.probe_store(uri)
         try:
             run_stage(params, uri)
         except (CompareError, OSError, ValueError) as exc:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import cli, config, files, fingerprint, tracking
+from stages import cli, config, files, fingerprint, mlflow_store, tracking
 from stages.config import (
     PROCESSED_MNIST,
     EvaluateConfig,
@@ -276,7 +276,8 @@ def log_evaluation(
     artifacts: Sequence[Path],
     test_dataset: Any,
 ) -> LoggedRun:
-    """Log one model's test metrics and evaluation files; call under :func:`tracking.store_lock`.
+    """Log one model's test metrics and evaluation files; call under
+    :func:`mlflow_store.store_lock`.
 
     ``run_info`` is the train stage's ``run.json``. The parent run gets ``<model>/<metric>``
     and the files under ``evaluate/<model>/``. The training run gets the metrics (linked to its
@@ -334,7 +335,7 @@ def log_model(
     tracking.quiet_mlflow()
     test_dataset = tracking.dataset(x, y, TEST_DATASET, PROCESSED_MNIST)
     try:
-        with tracking.store_lock(uri):
+        with mlflow_store.store_lock(uri):
             client = mlflow.MlflowClient(uri)
             mlflow.set_tracking_uri(uri)
             execution = tracking.open_execution(client, uri, experiment)
@@ -482,8 +483,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "`dvc repro evaluate` evaluates them all)"
             )
         params = load_params()
-        uri = tracking.tracking_uri()
-        tracking.probe_store(uri)
+        uri = mlflow_store.tracking_uri()
+        mlflow_store.probe_store(uri)
         try:
             run_stage(params, args[0], uri)
         except (EvaluationError, OSError, ValueError) as exc:

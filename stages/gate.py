@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import config, fingerprint, tracking
+from stages import config, fingerprint, mlflow_store, tracking
 from stages.config import (
     PARAMS_FILE,
     ConfigError,
@@ -318,8 +318,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info("%s", table(results))
     log.info("gate: all %d checks passed", len(results))
     try:
-        champions = tracking.set_champions(tracking.tracking_uri(), checked_versions(results))
-    except (GateConfigError, tracking.TrackingError, OSError, ValueError) as exc:
+        champions = tracking.set_champions(mlflow_store.tracking_uri(), checked_versions(results))
+    except (GateConfigError, mlflow_store.TrackingError, OSError, ValueError) as exc:
         log.error("gate: passed, but the champion alias was not set: %s", exc)
         sys.exit(EXIT_MISCONFIGURED)
     for name, version in champions.items():

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from stages import config, digits, tracking
+from stages import config, digits, mlflow_store, tracking
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _store_exists(uri: str) -> bool:
 
 def load_champion(model: str) -> Any | None:
     """The registry's champion of ``model`` as a Keras model, or None when there is none."""
-    uri = tracking.tracking_uri()
+    uri = mlflow_store.tracking_uri()
     if not _store_exists(uri):
         return None
     import mlflow

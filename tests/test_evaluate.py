@@ -189,10 +189,11 @@ def test_log_model_writes_this_execution_only(mlflow_store, tmp_path, test_split
     from mlflow import MlflowClient
 
     from stages import tracking
+    from stages.mlflow_store import tracking_uri
 
     x, y = test_split
     write_npz("data/processed/mnist.npz", {"x_test": x, "y_test": y.astype(np.uint8)})
-    uri = tracking.tracking_uri()
+    uri = tracking_uri()
     assert uri == mlflow_store
     client = MlflowClient(uri)
     execution = tracking.open_execution(client, uri, "intro-cnn")

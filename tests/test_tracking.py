@@ -1,4 +1,5 @@
-"""Shared MLflow plumbing: experiment names, parent runs, stale runs, dirt, a moved store."""
+"""Shared MLflow plumbing (stages/tracking.py, stages/mlflow_store.py): experiment names, parent
+runs, stale runs, dirt, a moved store."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import tracking
+from stages import mlflow_store, tracking
 from tests.conftest import ROOT, run
 
 
@@ -27,17 +28,17 @@ def client(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["intro-cnn", "seed 2", "exp_1.b+c"])
 def test_valid_experiment_names(name):
-    assert tracking.check_experiment_name(name) == name
+    assert mlflow_store.check_experiment_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["", "..", "a/b", "../up", "a\\b", "x..y", "/abs", ".hidden"])
 def test_experiment_names_that_could_escape_are_refused(name):
-    with pytest.raises(tracking.TrackingError, match="not a valid experiment name"):
-        tracking.check_experiment_name(name)
+    with pytest.raises(mlflow_store.TrackingError, match="not a valid experiment name"):
+        mlflow_store.check_experiment_name(name)
 
 
 def test_experiment_opens_in_training_view_without_default(client):
-    uri = tracking.tracking_uri()
+    uri = mlflow_store.tracking_uri()
     exp_id = tracking.experiment_id(client, uri, "intro-cnn")
     exp = client.get_experiment(exp_id)
     assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
@@ -48,7 +49,7 @@ def test_experiment_opens_in_training_view_without_default(client):
 
 
 def test_one_parent_per_execution(client, monkeypatch):
-    uri = tracking.tracking_uri()
+    uri = mlflow_store.tracking_uri()
     first = tracking.open_execution(client, uri, "intro-cnn")
     tracking.end_stage(client, first)
     # A second stage of the same execution (same dvc process) finds the same parent.
@@ -84,7 +85,7 @@ def test_execution_owner_is_the_nearest_dvc_process(tmp_path):
 
 
 def test_runs_of_a_hard_killed_process_are_marked_killed(client):
-    uri = tracking.tracking_uri()
+    uri = mlflow_store.tracking_uri()
     exp_id = tracking.experiment_id(client, uri, "intro-cnn")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -107,7 +108,7 @@ def test_runs_of_a_hard_killed_process_are_marked_killed(client):
     [(ValueError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED"), (SystemExit(143), "KILLED")],
 )
 def test_interrupted_runs_end_honestly(client, exc, status):
-    uri = tracking.tracking_uri()
+    uri = mlflow_store.tracking_uri()
     exp_id = tracking.experiment_id(client, uri, "intro-cnn")
     run_id = client.create_run(exp_id).info.run_id
     with pytest.raises(type(exc)), tracking.ends_honestly(client, uri, [run_id]):
@@ -163,8 +164,8 @@ def test_a_moved_store_reads_and_writes_its_new_folder(tmp_path, monkeypatch):
     new_uri = f"sqlite:///{new / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", new_uri)
     mlflow.set_tracking_uri(new_uri)
-    assert tracking.relocate_store(new_uri) >= 4
-    assert tracking.relocate_store(new_uri) == 0  # idempotent
+    assert mlflow_store.relocate_store(new_uri) >= 4
+    assert mlflow_store.relocate_store(new_uri) == 0  # idempotent
     client = mlflow.MlflowClient(new_uri)
     assert client.download_artifacts(run_id, "note.txt", str(tmp_path))
     assert client.get_run(run_id).info.artifact_uri.startswith((new / "mlartifacts").as_uri())

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import config, train
-from stages.train import TrainResult
+from stages import config, train, train_mlflow, train_outputs
+from stages.train_outputs import TrainResult
 from tests.conftest import ROOT, VENV_BIN, run, train_until_epoch, write_params
 
 ROWS = [
@@ -41,7 +41,7 @@ ROWS = [
 
 
 def test_history_csv_has_the_documented_columns():
-    text = train.history_csv(ROWS)
+    text = train_outputs.history_csv(ROWS)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -50,12 +50,12 @@ def test_history_csv_has_the_documented_columns():
 
 def test_metrics_summary_uses_the_last_epoch():
     result = TrainResult(ROWS, wall_seconds=3.0, samples_per_second=600.0, n_train=900, n_val=100)
-    summary = train.metrics_summary(result, 14_178)
+    summary = train_outputs.metrics_summary(result, 14_178)
     assert summary["val"] == {"accuracy": 0.98, "loss": 0.07}
     assert summary["train"]["accuracy"] == 0.97
     assert summary["epochs"] == 2 and summary["params"] == 14_178
     assert set(summary) == {"train", "val", "epochs", "params", "n_train"}  # no wall clock
-    timing = train.timing_summary(result)
+    timing = train_outputs.timing_summary(result)
     assert timing == {"wall_seconds": 3.0, "samples_per_second": 600.0, "epoch_seconds": [1.5, 1.2]}
 
 
@@ -77,7 +77,7 @@ def test_saved_model_bytes_depend_only_on_the_model(tmp_path):
     for i in range(2):
         if i:
             time.sleep(2.1)  # past the 1 s date resolution and the zip format's 2 s
-        train.save_model(model, tmp_path / f"stable{i}.keras")
+        train_outputs.save_model(model, tmp_path / f"stable{i}.keras")
         saved.append((tmp_path / f"stable{i}.keras").read_bytes())
         model.save(tmp_path / f"plain{i}.keras")
         plain.append((tmp_path / f"plain{i}.keras").read_bytes())
@@ -98,7 +98,7 @@ def test_shared_object_ids_are_renumbered_by_first_appearance():
             {"init": {"seed": 1, "shared_object_id": 139921802155984}},
         ]
     }
-    out = json.loads(train._numbered_shared_objects(json.dumps(config).encode()))
+    out = json.loads(train_outputs._numbered_shared_objects(json.dumps(config).encode()))
     keys = ("policy", "policy", "init")
     ids = [layer[k]["shared_object_id"] for layer, k in zip(out["layers"], keys, strict=True)]
     assert ids == [0, 0, 1]  # still shared where it was, now independent of memory addresses
@@ -111,7 +111,7 @@ def test_library_versions_are_the_installed_ones():
     import mlflow
     import tensorflow as tf
 
-    assert train.library_versions() == {
+    assert train_mlflow.library_versions() == {
         "versions.tensorflow": tf.__version__,
         "versions.keras": keras.__version__,
         "versions.mlflow": mlflow.__version__,

@@ -1,5 +1,6 @@
 """Tests of the visualize stage: feature maps computed by hand, every figure's layout and labels
-in both languages, and the stage end to end on tiny trained models with MLflow."""
+in both languages (stages/network_figures.py), and the stage end to end on tiny trained models
+with MLflow."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from matplotlib.text import Text
 from PIL import Image
 
 from stages import config, plotting
+from stages import network_figures as nf
 from stages import visualize as vis
 from stages.config import ROOT
 from stages.files import read_json
@@ -51,7 +53,7 @@ def history(epochs: int, offset: float = 0.0) -> dict[str, np.ndarray]:
     }
 
 
-def results(names: Sequence[str] = ALL_MODELS, n_wrong: int = 6) -> dict[str, vis.ModelResults]:
+def results(names: Sequence[str] = ALL_MODELS, n_wrong: int = 6) -> dict[str, nf.ModelResults]:
     rng = np.random.default_rng(0)
     cm = rng.integers(0, 6, (10, 10))
     np.fill_diagonal(cm, 950)
@@ -61,7 +63,7 @@ def results(names: Sequence[str] = ALL_MODELS, n_wrong: int = 6) -> dict[str, vi
     ]
     sizes = {"cnn": 61482, "cnn_small": 14178, "cnn_small_bn": 14242, "mlp": 669706}
     return {
-        name: vis.ModelResults(
+        name: nf.ModelResults(
             history=history(3 + k, 0.001 * k),
             confusion=cm,
             wrong=wrong,
@@ -132,7 +134,7 @@ def test_feature_maps_of_a_bfloat16_model_are_float32_and_close(cnn_small, image
 def test_feature_maps_need_two_convolutions():
     from stages.models import build_model
 
-    with pytest.raises(vis.VisualizeError, match="Conv2D"):
+    with pytest.raises(nf.VisualizeError, match="Conv2D"):
         vis.feature_maps(build_model("mlp"), np.zeros((1, 28, 28, 1), np.float32))
 
 
@@ -140,7 +142,7 @@ def test_feature_maps_need_two_convolutions():
 def test_filter_grid_layout(cnn_small, lang):
     kernels = vis.conv_kernels(cnn_small)
     assert [k.shape for k in kernels] == [(3, 3, 1, 8), (3, 3, 8, 8)]
-    fig = vis.fig_filters(kernels, "cnn_small", lang)
+    fig = nf.fig_filters(kernels, "cnn_small", lang)
     axes = image_axes(fig)
     assert len(axes) == 9 * 8
     colorbars = [ax for ax in fig.axes if ax not in axes]
@@ -171,7 +173,7 @@ def test_filter_grid_layout(cnn_small, lang):
 def test_feature_map_figure_layout(cnn_small, images, lang):
     x, y = images
     maps1, maps2 = vis.feature_maps(cnn_small, x)
-    fig = vis.fig_feature_maps(x, y, maps1, maps2, "cnn_small", lang)
+    fig = nf.fig_feature_maps(x, y, maps1, maps2, "cnn_small", lang)
     axes = image_axes(fig)
     assert len(axes) == 5 * (1 + 8 + 8)
     digits = [ax for ax in axes if ax.get_images()[0].get_array().shape == (28, 28)]
@@ -190,7 +192,7 @@ def test_feature_map_figure_layout(cnn_small, images, lang):
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_history_figure_is_the_notebooks_plot_history(lang):
     h = history(5)
-    fig = vis.fig_history(h, "cnn", lang)
+    fig = nf.fig_history(h, "cnn", lang)
     ax, twin = fig.axes
     assert ax.get_title() == plotting.label("history_title", lang, model="cnn")
     assert ax.get_xlabel() == plotting.label("epoch", lang)
@@ -210,16 +212,16 @@ def test_history_figure_is_the_notebooks_plot_history(lang):
 
 
 def test_spanish_labels_are_the_notebooks():
-    fig = vis.fig_history(history(3), "cnn", "es")
+    fig = nf.fig_history(history(3), "cnn", "es")
     assert fig.axes[0].get_ylabel() == "precisión"
     assert fig.axes[1].get_ylabel() == "pérdida"
     assert fig.axes[0].get_xlabel() == "época"
-    assert vis.fig_history(history(3), "cnn", "en").axes[0].get_ylabel() == "accuracy"
+    assert nf.fig_history(history(3), "cnn", "en").axes[0].get_ylabel() == "accuracy"
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_zoom_and_bn_comparison(lang):
-    fig = vis.fig_accuracy_zoom(history(4), "cnn", lang)
+    fig = nf.fig_accuracy_zoom(history(4), "cnn", lang)
     (ax,) = fig.axes
     assert ax.get_ylim() == (0.9, 1.0)
     assert ax.get_title() == plotting.label("history_zoom_title", lang, model="cnn")
@@ -227,7 +229,7 @@ def test_zoom_and_bn_comparison(lang):
     assert_readable(fig)
 
     plain, bn = history(4), history(4, offset=-0.003)
-    fig = vis.fig_bn_comparison(plain, bn, ("cnn_small", "cnn_small_bn"), lang)
+    fig = nf.fig_bn_comparison(plain, bn, ("cnn_small", "cnn_small_bn"), lang)
     (ax,) = fig.axes
     assert len(ax.get_lines()) == 4
     np.testing.assert_array_equal(ax.get_lines()[3].get_ydata(), bn["val_accuracy"])
@@ -245,7 +247,7 @@ def test_zoom_and_bn_comparison(lang):
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_confusion_figure_annotates_every_count(lang):
     cm = np.arange(100).reshape(10, 10)
-    fig = vis.fig_confusion(cm, "mlp", lang)
+    fig = nf.fig_confusion(cm, "mlp", lang)
     ax = fig.axes[0]
     assert ax.get_title() == plotting.label("confusion_title", lang, model="mlp")
     assert ax.get_xlabel() == plotting.label("predicted_label", lang)
@@ -261,7 +263,7 @@ def test_confusion_figure_annotates_every_count(lang):
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_wrong_gallery(lang):
     r = results(("cnn",), n_wrong=6)["cnn"]
-    fig = vis.fig_wrong(r.wrong, r.wrong_images, "cnn", lang)
+    fig = nf.fig_wrong(r.wrong, r.wrong_images, "cnn", lang)
     axes = image_axes(fig)
     assert len(axes) == 6
     first = r.wrong[0]
@@ -272,21 +274,21 @@ def test_wrong_gallery(lang):
     assert fig.get_suptitle() == plotting.label("wrong_title", lang, model="cnn")
     assert_readable(fig)
 
-    empty = vis.fig_wrong([], np.zeros((0, 28, 28)), "cnn", lang)
+    empty = nf.fig_wrong([], np.zeros((0, 28, 28)), "cnn", lang)
     assert plotting.label("no_wrong", lang) in [t.get_text() for t in all_texts(empty)]
 
 
 def test_format_prob_never_rounds_up_to_certainty():
-    assert vis.format_prob(0.98765) == "p = 0.988"
-    assert vis.format_prob(0.99996) == "p > 0.999"
-    assert vis.format_prob(0.9994) == "p = 0.999"
-    assert vis.format_prob(1.0) == "p > 0.999"  # float32 softmax rounds p > 1 - 6e-8 to 1
+    assert nf.format_prob(0.98765) == "p = 0.988"
+    assert nf.format_prob(0.99996) == "p > 0.999"
+    assert nf.format_prob(0.9994) == "p = 0.999"
+    assert nf.format_prob(1.0) == "p > 0.999"  # float32 softmax rounds p > 1 - 6e-8 to 1
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_accuracy_vs_params(lang):
     points = {"cnn": (61482, 0.99), "cnn_small": (14178, 0.985), "cnn_small_bn": (14242, 0.987)}
-    fig = vis.fig_accuracy_vs_params(points, lang)
+    fig = nf.fig_accuracy_vs_params(points, lang)
     (ax,) = fig.axes
     assert ax.get_xscale() == "log"
     assert ax.get_xlabel() == plotting.label("params_axis", lang)
@@ -302,8 +304,8 @@ def test_accuracy_vs_params(lang):
 
 def test_make_figures_skips_what_needs_an_absent_model(cnn_small, images):
     x, y = images
-    conv = vis.ConvDetails(vis.conv_kernels(cnn_small), x, y, *vis.feature_maps(cnn_small, x))
-    full = [e for e, _ in vis.make_figures(results(), conv, "en")]
+    conv = nf.ConvDetails(vis.conv_kernels(cnn_small), x, y, *vis.feature_maps(cnn_small, x))
+    full = [e for e, _ in nf.make_figures(results(), conv, "en")]
     assert [e.kind for e in full] == (
         ["history"] * 4
         + ["history_zoom", "filters", "feature_maps", "bn_comparison"]
@@ -314,7 +316,7 @@ def test_make_figures_skips_what_needs_an_absent_model(cnn_small, images):
     assert len({e.file for e in full}) == len(full)
     assert full[-1].models == ALL_MODELS
 
-    some = [e for e, _ in vis.make_figures(results(("mlp", "cnn_small_bn")), None, "en")]
+    some = [e for e, _ in nf.make_figures(results(("mlp", "cnn_small_bn")), None, "en")]
     assert [e.name for e in some] == [
         "history_mlp",
         "history_cnn_small_bn",
@@ -324,7 +326,7 @@ def test_make_figures_skips_what_needs_an_absent_model(cnn_small, images):
         "wrong_cnn_small_bn",
         "accuracy_vs_params",
     ]
-    index = vis.index_json(some, "en")
+    index = nf.index_json(some, "en")
     assert index["figures"][0] == {"file": "history_mlp.png", "kind": "history", "models": ["mlp"]}
 
 
@@ -407,5 +409,5 @@ def test_read_history_rejects_a_bad_file(tmp_path):
     buf = io.StringIO()
     csv.writer(buf).writerows([["epoch", "accuracy", "loss"], [1, 0.5, 1.0]])
     path.write_text(buf.getvalue())
-    with pytest.raises(vis.VisualizeError, match="val_accuracy"):
+    with pytest.raises(nf.VisualizeError, match="val_accuracy"):
         vis.read_history(path)

@@ -18,6 +18,7 @@ import yaml
 from PIL import Image
 
 from stages import download as dl
+from stages import raw_formats as rf
 from stages.files import npz_bytes
 
 from .conftest import ROOT, Outcome, listing, report, spawn, stage_env
@@ -35,7 +36,7 @@ def project(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
     md5s = {}
     for name, fname in dl.IDX_FILES.items():
         a = arrays[name]
-        magic = {3: dl.IDX_IMAGES_MAGIC, 1: dl.IDX_LABELS_MAGIC}[a.ndim]
+        magic = {3: rf.IDX_IMAGES_MAGIC, 1: rf.IDX_LABELS_MAGIC}[a.ndim]
         head = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in a.shape)
         data = gzip.compress(head + a.tobytes(), mtime=0)
         (mirror / fname).write_bytes(data)
@@ -125,9 +126,9 @@ def test_a_huge_demo_image_is_refused_from_its_header(project: Path):
 def test_the_limit_is_configurable_and_photos_pass(project: Path):
     photo = project.parent / "phone.jpg"
     Image.new("RGB", (4000, 3000), (120, 90, 60)).save(photo, format="JPEG")  # 12 MP
-    assert dl.verify_image(photo, max_pixels=50_000_000)["size"] == [4000, 3000]
-    with pytest.raises(dl.SourceError, match=r"4000x3000 = 12.0 megapixels, more than"):
-        dl.verify_image(photo, max_pixels=10_000_000)
+    assert rf.verify_image(photo, max_pixels=50_000_000)["size"] == [4000, 3000]
+    with pytest.raises(rf.SourceError, match=r"4000x3000 = 12.0 megapixels, more than"):
+        rf.verify_image(photo, max_pixels=10_000_000)
 
 
 # --------------------------------------------------------------------------------------

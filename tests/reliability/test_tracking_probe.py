@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import config, tracking
+from stages import config, mlflow_store
 
 from .conftest import listing, report, spawn
 
@@ -33,10 +33,10 @@ def silent_server():
 
 
 def test_good_sqlite_stores_pass(tmp_path: Path):
-    tracking.probe_store(f"sqlite:///{tmp_path / 'new.db'}")  # created on first use
+    mlflow_store.probe_store(f"sqlite:///{tmp_path / 'new.db'}")  # created on first use
     db = tmp_path / "existing.db"
     sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.commit()
-    tracking.probe_store(f"sqlite:///{db}")
+    mlflow_store.probe_store(f"sqlite:///{db}")
 
 
 @pytest.mark.parametrize("kind", ["corrupt file", "missing folder", "refused", "silent"])
@@ -52,8 +52,8 @@ def test_broken_store_is_named_with_the_fix(tmp_path: Path, kind: str, silent_se
     else:
         uri = silent_server
     start = time.perf_counter()
-    with pytest.raises(tracking.StoreUnavailable) as info:
-        tracking.probe_store(uri)
+    with pytest.raises(mlflow_store.StoreUnavailable) as info:
+        mlflow_store.probe_store(uri)
     seconds = time.perf_counter() - start
     print(f"\nprobe {kind}: {seconds:.2f} s: {info.value}")
     assert uri in str(info.value)

@@ -3,11 +3,12 @@
     python benchmarks/pipeline_speed.py                  # both sides, full MNIST (15-20 min)
     python benchmarks/pipeline_speed.py --side pipeline --reuse-models   # the other stages only
 
-``pipeline``: a fresh ``git clone`` of this checkout's HEAD in a temporary folder (empty DVC
-cache, so nothing is skipped), where every stage runs as ``dvc repro --single-item <stage>`` in
-the order ``dvc repro --dry`` gives, so each row includes DVC's own start-up, hashing and caching
-of that stage. ``--reuse-models`` copies ``models/`` and ``reports/train/`` from this workspace
-and marks the trainings done (``dvc commit``), to time everything else in a minute.
+``pipeline``: a fresh ``git clone`` of this checkout at HEAD (or ``--rev``) in a temporary
+folder (empty DVC cache, so nothing is skipped), where every stage runs as ``dvc repro --single-
+item <stage>`` in the order ``dvc repro --dry`` gives, so each row includes DVC's own start-up,
+hashing and caching of that stage. ``--reuse-models`` copies ``models/`` and ``reports/train/``
+from this workspace and marks the trainings done (``dvc commit``), to time everything else in a
+minute.
 
 ``notebook``: one plain Python process doing the same work the notebook's way: NumPy arrays
 into ``model.fit(..., validation_split=0.1)`` for the four models (same builders, epochs, batch
@@ -66,6 +67,7 @@ def pipeline(args: argparse.Namespace, env: dict[str, str], log) -> list[tuple[s
     with tempfile.TemporaryDirectory(prefix="pipeline-speed-") as tmp:
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "checkout", "--quiet", args.rev], cwd=clone, check=True)
         order = stage_order(clone, env)
         if args.reuse_models:
             for folder in ("models", "reports/train"):
@@ -173,6 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--side", choices=("both", "pipeline", "notebook"), default="both")
     parser.add_argument("--reuse-models", action="store_true", help="skip the trainings")
+    parser.add_argument("--rev", default="HEAD", help="the commit whose pipeline runs")
     parser.add_argument("--mnist", default=os.environ.get("MNIST_LOCAL"), help="a local mnist.npz")
     parser.add_argument("--log", default="pipeline_speed.log", help="the stages' own output")
     args = parser.parse_args()

@@ -4,11 +4,11 @@
     python benchmarks/pipeline_speed.py --side pipeline --reuse-models   # the other stages only
 
 ``pipeline``: a fresh ``git clone`` of this checkout at HEAD (or ``--rev``) in a temporary
-folder (empty DVC cache, so nothing is skipped), where every stage runs as ``dvc repro --single-
-item <stage>`` in the order ``dvc repro --dry`` gives, so each row includes DVC's own start-up,
-hashing and caching of that stage. ``--reuse-models`` copies ``models/`` and ``reports/train/``
-from this workspace and marks the trainings done (``dvc commit``), to time everything else in a
-minute.
+folder (empty DVC cache, so nothing is skipped), where every stage runs as ``dvc repro
+--single-item <stage>`` in the order ``dvc repro --dry`` gives, so each row includes DVC's own
+start-up, hashing and caching of that stage. ``--reuse-models`` copies ``models/`` and
+``reports/train/`` from this workspace and marks the trainings done (``dvc commit``), to time
+everything else in a minute.
 
 ``notebook``: one plain Python process doing the same work the notebook's way: NumPy arrays
 into ``model.fit(..., validation_split=0.1)`` for the four models (same builders, epochs, batch

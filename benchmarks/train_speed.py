@@ -58,7 +58,7 @@ def _setup(
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     from stages import config
-    from stages.preprocess import load_processed
+    from stages.dataset import load_processed
 
     params = config.load_params()
     cfg = replace(params.model(model_name), epochs=epochs)
@@ -74,7 +74,7 @@ def _setup(
 def _notebook_arrays(data: dict) -> tuple:
     import numpy as np
 
-    from stages.preprocess import one_hot
+    from stages.dataset import one_hot
 
     # The notebook's fit sees train + validation rows and splits off the last 10 % itself.
     x = np.concatenate([data["x_train"], data["x_val"]])
@@ -83,7 +83,7 @@ def _notebook_arrays(data: dict) -> tuple:
 
 
 def _test_accuracy(model, data: dict) -> float:
-    from stages.preprocess import one_hot
+    from stages.dataset import one_hot
 
     _, acc = model.evaluate(data["x_test"], one_hot(data["y_test"]), batch_size=1024, verbose=0)
     return float(acc)
@@ -187,8 +187,8 @@ def models_side_by_side(
     import keras
 
     from stages import config
+    from stages.dataset import load_processed
     from stages.models import build_model, fused_batch_norm
-    from stages.preprocess import load_processed
     from stages.train import (
         compile_model,
         configure_tensorflow,

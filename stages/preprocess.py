@@ -13,10 +13,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from stages import cli, config, files
+from stages.dataset import NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
-NUM_CLASSES = 10
 SPLITS = ("train", "val", "test")
 
 
@@ -52,11 +52,6 @@ def split(raw: Mapping[str, np.ndarray], validation_split: float) -> dict[str, n
     }
 
 
-def one_hot(y: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """Integer labels → float32 one-hot rows (for categorical cross-entropy)."""
-    return np.eye(num_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
-
-
 def summarize(data: Mapping[str, np.ndarray]) -> dict:
     """Counts per class per split and pixel statistics: small enough for ``dvc metrics``."""
     summary: dict = {}
@@ -70,12 +65,6 @@ def summarize(data: Mapping[str, np.ndarray]) -> dict:
             "per_class": {str(k): int(c) for k, c in enumerate(counts)},
         }
     return summary
-
-
-def load_processed(path: str = str(config.PROCESSED_MNIST)) -> dict[str, np.ndarray]:
-    """Read the processed splits written by this stage."""
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
 
 
 def main() -> None:

@@ -201,7 +201,7 @@ def input_datasets(
     """
     import tensorflow as tf
 
-    from stages.preprocess import one_hot
+    from stages.dataset import one_hot
 
     def rows_of(x_key: str, y_key: str) -> tuple[Any, Any]:
         return tf.constant(data[x_key]), tf.constant(one_hot(data[y_key]))
@@ -300,8 +300,8 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
     """
     import mlflow
 
+    from stages.dataset import load_processed
     from stages.models import build_model
-    from stages.preprocess import load_processed
 
     model_cfg = params.model(name)
     seed = params.seed_for(name)

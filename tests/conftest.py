@@ -129,8 +129,9 @@ def tiny_cnn(tmp_path_factory, subset) -> Path:
     real network for the predict, serving and drawing-pad tests (not an accurate one)."""
     import keras
 
+    from stages.dataset import one_hot
     from stages.models import build_model
-    from stages.preprocess import one_hot, to_float_images
+    from stages.preprocess import to_float_images
 
     keras.utils.set_random_seed(0)
     model = build_model("cnn", "float32")

@@ -51,14 +51,6 @@ def test_degenerate_split_is_an_error(subset, fraction):
         preprocess.validation_cut(len(subset["x_train"]), fraction)
 
 
-def test_one_hot():
-    y = np.array([0, 3, 9], dtype=np.uint8)
-    oh = preprocess.one_hot(y)
-    assert oh.dtype == np.float32 and oh.shape == (3, 10)
-    np.testing.assert_array_equal(oh.argmax(1), y)
-    np.testing.assert_array_equal(oh.sum(1), 1.0)
-
-
 def test_summary_counts_and_pixel_stats(subset):
     data = preprocess.split(subset, 0.1)
     summary = preprocess.summarize(data)

@@ -10,11 +10,12 @@ start-up, hashing and caching of that stage. ``--reuse-models`` copies ``models/
 ``reports/train/`` from this workspace and marks the trainings done (``dvc commit``), to time
 everything else in a minute.
 
-``notebook``: one plain Python process doing the same work the notebook's way: NumPy arrays
-into ``model.fit(..., validation_split=0.1)`` for the four models (same builders, epochs, batch
-size and optimiser as params.yaml), ``model.evaluate`` on the test set, the three convolution
-demos with ``scipy.ndimage.convolve`` and matplotlib figures of the cnn's filters and feature
-maps. No DVC, no MLflow, no report. Only a reference for what the pipeline's extra work costs.
+``notebook``: ``benchmarks/notebook_way.py``, one plain Python process doing the same work the
+notebook's way: NumPy arrays into ``model.fit(..., validation_split=0.1)`` for the four models
+(same builders, epochs, batch size and optimiser as params.yaml), ``model.evaluate`` on the test
+set, the three convolution demos with ``scipy.ndimage.convolve`` and matplotlib figures of the
+cnn's filters and feature maps. No DVC, no MLflow, no report. Only a reference for what the
+pipeline's extra work costs.
 
 Peak memory is the largest resident set of the process tree (``wait4``'s ``ru_maxrss``: the
 stage's Python process, or DVC itself when larger). MNIST comes from ``MNIST_LOCAL`` (or
@@ -91,68 +92,6 @@ def pipeline(args: argparse.Namespace, env: dict[str, str], log) -> list[tuple[s
     return rows
 
 
-NOTEBOOK = r"""
-import json, os, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import numpy as np
-from pathlib import Path
-sys.path.insert(0, os.getcwd())
-t0 = time.perf_counter()
-out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
-with np.load(sys.argv[1]) as f:
-    x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-x_train = (x_train / 255.0).astype("float32")[..., None]
-x_test = (x_test / 255.0).astype("float32")[..., None]
-import keras
-from stages import config, models
-y1, yt = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
-params = config.load_params()
-keras.utils.set_random_seed(params.seed.seed)
-result = {}
-for name in params.models:
-    cfg = params.model(name)
-    model = models.build_model(name)
-    model.compile(keras.optimizers.Adam(cfg.learning_rate), cfg.loss, metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(x_train, y1, batch_size=cfg.batch_size, epochs=cfg.epochs,
-              validation_split=0.1, verbose=0)
-    acc = model.evaluate(x_test, yt, batch_size=1024, verbose=0)[1]
-    result[name] = {"seconds": time.perf_counter() - start, "test_accuracy": float(acc)}
-    if name == "cnn":
-        cnn = model
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from scipy import ndimage
-rng = np.random.RandomState(2)
-walk = np.cumsum(rng.randn(200))
-taps = np.exp(-np.linspace(-2, 2, 15) ** 2)
-smooth = ndimage.convolve(walk, taps / taps.sum())
-image = rng.rand(600, 799)
-kernels = {"blur": np.ones((15, 15)) / 225, "vertical": np.array([[1, 0, -1]] * 3),
-           "edges": np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]])}
-fig, axes = plt.subplots(1, 4, figsize=(12, 3))
-axes[0].plot(walk); axes[0].plot(smooth)
-for ax, k in zip(axes[1:], kernels.values()):
-    ax.imshow(ndimage.convolve(image, k), cmap="gray")
-fig.savefig(out / "convolutions.png"); plt.close(fig)
-conv = [l for l in cnn.layers if isinstance(l, keras.layers.Conv2D)]
-w = conv[0].get_weights()[0]
-fig, axes = plt.subplots(4, 8, figsize=(8, 4))
-for i, ax in enumerate(axes.flat):
-    ax.imshow(w[:, :, 0, i], cmap="gray"); ax.axis("off")
-fig.savefig(out / "filters.png"); plt.close(fig)
-for layer in conv:
-    maps = keras.Model(cnn.inputs, layer.output).predict(x_test[:5], verbose=0)
-    fig, axes = plt.subplots(5, 8, figsize=(8, 5))
-    for i, ax in enumerate(axes.flat):
-        ax.imshow(maps[i // 8, :, :, i % 8], cmap="gray"); ax.axis("off")
-    fig.savefig(out / f"maps_{layer.name}.png"); plt.close(fig)
-result["total_seconds"] = time.perf_counter() - t0
-(out / "result.json").write_text(json.dumps(result))
-"""
-
-
 def notebook(args: argparse.Namespace, env: dict[str, str], log) -> tuple[float, float, dict]:
     """The notebook's work in one plain process."""
     mnist = args.mnist or (ROOT / "data/raw/mnist.npz")
@@ -161,7 +100,7 @@ def notebook(args: argparse.Namespace, env: dict[str, str], log) -> tuple[float,
             f"{mnist} not found: pass --mnist or set MNIST_LOCAL (or dvc repro download)"
         )
     with tempfile.TemporaryDirectory(prefix="notebook-speed-") as tmp:
-        cmd = [sys.executable, "-c", NOTEBOOK, str(mnist), tmp]
+        cmd = [sys.executable, str(Path(__file__).with_name("notebook_way.py")), str(mnist), tmp]
         print("  notebook script ...", end="", flush=True)
         wall, rss, rc = measured(cmd, ROOT, env, log)
         print(f" {wall:.1f} s, {rss:.0f} MiB")

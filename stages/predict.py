@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from stages import config, digits, mlflow_store, tracking
+from stages import cli, config, digits, mlflow_store, tracking
 
 log = logging.getLogger(__name__)
 
@@ -225,4 +225,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_main(main)

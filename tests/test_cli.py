@@ -68,3 +68,28 @@ def test_tensorflow_start_up_notices_are_dropped_and_nothing_else():
     )
     assert "kept line" in out.stderr
     assert not any(notice in out.stderr for notice in cli.TF_START_UP_NOTICES)
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_run_main_freezes_what_is_left_and_keeps_exit_codes_and_atexit(exit_code):
+    """A program run through run_main exits with main's status, its atexit handlers and logging
+    still run, and every object left is frozen (so the last collection has nothing to walk)."""
+    code = (
+        "import atexit, gc, logging, sys\n"
+        "from stages import cli\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 1000, flush=True))\n"
+        "def main():\n"
+        "    logging.getLogger('x').info('logged')\n"
+        f"    sys.exit({exit_code})\n"
+        "cli.run_main(main)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == exit_code
+    assert out.stdout.strip() == "frozen True"
+    assert "INFO:x:logged" in out.stderr

@@ -30,6 +30,19 @@ REPO_FILES = (
     ".dvcignore",
     "plots/by_model.json",  # the top-level plots' template
 )
+MODELS = ("cnn", "cnn_small", "cnn_small_bn", "mlp")
+# The shared trained project of the pipeline tests: one epoch per model on the subset (900
+# images), two feature-map images, and thresholds any trained network passes, so `make gate`
+# passes and crowns.
+BASELINE_PARAMS = {
+    "models": {name: {"epochs": 1} for name in MODELS},
+    "report": {"n_feature_images": 2},
+    "thresholds": {
+        "min": {name: {"test.accuracy": 0.05} for name in MODELS},
+        "better_than": [],
+    },
+}
+BASELINE_DONE = "trained-baseline-complete"  # in .git: a marker nothing copies into the tree
 
 
 @pytest.fixture(autouse=True)
@@ -84,9 +97,9 @@ def write_params(repo: Path, **sections: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture
-def repo(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
-    """A git + DVC repository holding a copy of the project, wired to the MNIST subset.
+def make_repo(dst: Path, subset_hashes: dict[str, str]) -> Path:
+    """A git + DVC repository in ``dst`` holding a copy of the project, wired to the MNIST
+    subset.
 
     The data section points at the committed subset (through ``data.local``) and pins its
     content hashes, so the real download code runs without network. The demo image comes from
@@ -94,8 +107,7 @@ def repo(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
     """
     import matplotlib.cbook
 
-    dst = tmp_path / "repo"
-    dst.mkdir()
+    dst.mkdir(parents=True)
     for name in REPO_FILES:
         src = ROOT / name
         if src.is_dir():
@@ -123,6 +135,52 @@ def repo(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
     return dst
 
 
+@pytest.fixture
+def repo(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
+    """A fresh project repository (see :func:`make_repo`): nothing built yet."""
+    return make_repo(tmp_path / "repo", subset_hashes)
+
+
+@pytest.fixture(scope="session")
+def trained_baseline(tmp_path_factory, subset_hashes: dict[str, str]) -> Path:
+    """The project after a real ``dvc repro`` on the subset with :data:`BASELINE_PARAMS`,
+    built once per test session (about two minutes) and never changed afterwards: copy it with
+    the ``trained_repo`` fixture.
+
+    Its history: ``init``, ``one epoch`` (the params the pipeline ran with, so the execution's
+    parent run is named after that commit) and ``baseline results`` (everything the run wrote,
+    the MLflow store included). Under pytest-xdist the workers share one build: the first to
+    need it builds it under a file lock, the others wait for it.
+    """
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is below a shared one
+        shared = shared.parent
+    dst = shared / "trained-baseline"
+    with FileLock(str(shared / "trained-baseline.lock")):
+        if not (dst / BASELINE_DONE).exists():
+            shutil.rmtree(dst, ignore_errors=True)  # a build that failed half-way
+            make_repo(dst, subset_hashes)
+            write_params(dst, **BASELINE_PARAMS)
+            run(["git", "commit", "-qam", "one epoch"], dst)
+            run(["dvc", "repro"], dst)
+            run(["git", "add", "-A"], dst)
+            run(["git", "commit", "-qm", "baseline results"], dst)
+            (dst / ".git" / BASELINE_DONE).touch()
+    return dst
+
+
+@pytest.fixture
+def trained_repo(tmp_path: Path, trained_baseline: Path) -> Path:
+    """A copy of :func:`trained_baseline` of its own (git history, DVC cache and run cache,
+    MLflow store): as a user copies a project. The stages relocate the MLflow store to the copy
+    when they first open it; until then its artifact paths name the baseline's files."""
+    dst = tmp_path / "repo"
+    shutil.copytree(trained_baseline, dst, symlinks=True)
+    return dst
+
+
 @pytest.fixture(scope="session")
 def tiny_cnn(tmp_path_factory, subset) -> Path:
     """A ``cnn`` trained briefly (float32, 3 epochs) on the subset, saved as a .keras file: a
@@ -146,6 +204,21 @@ def tiny_cnn(tmp_path_factory, subset) -> Path:
     path = tmp_path_factory.mktemp("tiny_cnn") / "cnn.keras"
     model.save(path)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first: whole pipelines, then the other slow tests, then the rest, each
+    group in file order. Handed out one at a time (pyproject.toml), the pipelines start at once
+    on separate workers and the short tests fill the gaps, instead of a long test starting
+    last. Of the pipelines, one that copies :func:`trained_baseline` goes first (it builds it)
+    and the others that copy it go after those that do not, so no worker waits for the build."""
+    pipelines = [i for i in items if i.get_closest_marker("pipeline")]
+    copying = [i for i in pipelines if "trained_repo" in getattr(i, "fixturenames", ())]
+    first = copying[:1]
+    pipelines = first + [i for i in pipelines if i not in copying] + copying[1:]
+    slow = [i for i in items if i.get_closest_marker("slow") and i not in pipelines]
+    rest = [i for i in items if not i.get_closest_marker("slow") and i not in pipelines]
+    items[:] = pipelines + slow + rest
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -40,6 +40,7 @@ def add_model(models_py: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 def test_a_sixth_model_needs_a_builder_and_a_params_entry(repo):
     models_py = repo / "stages" / "models.py"
     models_py.write_text(add_model(models_py.read_text()))

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from stages import config
-from tests.conftest import ROOT, SUBSET, run, write_params
+from tests.conftest import ROOT, SUBSET, run
 
 
 def registry_paths(models: list[str]) -> set[str]:
@@ -120,16 +120,13 @@ def test_download_preprocess_for_real_then_nothing_to_do(repo):
 
 
 @pytest.mark.slow
-def test_identical_retraining_changes_no_model_and_no_metric(repo):
+@pytest.mark.pipeline
+def test_identical_retraining_changes_no_model_and_no_metric(trained_repo):
     """`dvc repro -f train@X` with unchanged inputs: the model file, its history and metrics
     keep their bytes, and after the rerun `dvc metrics diff` is empty. What still changes is
     named: the new MLflow run id (run.json) and the wall clock (timing.json), which evaluate
     reads (and compare and visualize, through the folder)."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    write_params(repo, models={name: {"epochs": 1} for name in params["models"]})
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline"], repo)
+    repo = trained_repo  # the committed baseline, one epoch per model
     stable = [
         "models/cnn_small.keras",
         "reports/train/cnn_small/history.csv",

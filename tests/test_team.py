@@ -203,6 +203,7 @@ def _exp_names(repo: Path) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
     timings: dict[str, float] = {"stack up": stack["seconds_to_start"]}
 

@@ -10,8 +10,9 @@ against parameter count.
 
 Inputs: the trained models and their train/evaluate outputs, ``data/processed/mnist.npz``, and
 the ``report`` and ``models`` params. Outputs: ``reports/figures/network/*.png`` and
-``index.json`` (which figure shows what, read by the report stage). Each figure is also logged
-to the MLflow run of every model it shows, under ``figures/``.
+``index.json`` (which figure shows what, read by the report stage). The figures are also
+logged to this pipeline execution's parent MLflow run, under ``figures/`` (not to the training
+runs: a figure depends on several models and on the ``report`` params).
 
 This module reads the inputs (and computes the filters and feature maps from the saved model),
 writes and logs; the drawing is in :mod:`stages.network_figures`.

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,6 @@ BASELINE_PARAMS = {
         "better_than": [],
     },
 }
-BASELINE_DONE = "trained-baseline-complete"  # in .git: a marker nothing copies into the tree
 
 
 @pytest.fixture(autouse=True)
@@ -152,22 +152,34 @@ def trained_baseline(tmp_path_factory, subset_hashes: dict[str, str]) -> Path:
     the MLflow store included). Under pytest-xdist the workers share one build: the first to
     need it builds it under a file lock, the others wait for it.
     """
-    from filelock import FileLock
-
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is below a shared one
         shared = shared.parent
-    dst = shared / "trained-baseline"
-    with FileLock(str(shared / "trained-baseline.lock")):
-        if not (dst / BASELINE_DONE).exists():
-            shutil.rmtree(dst, ignore_errors=True)  # a build that failed half-way
-            make_repo(dst, subset_hashes)
-            write_params(dst, **BASELINE_PARAMS)
-            run(["git", "commit", "-qam", "one epoch"], dst)
-            run(["dvc", "repro"], dst)
-            run(["git", "add", "-A"], dst)
-            run(["git", "commit", "-qm", "baseline results"], dst)
-            (dst / ".git" / BASELINE_DONE).touch()
+
+    def build(dst: Path) -> None:
+        make_repo(dst, subset_hashes)
+        write_params(dst, **BASELINE_PARAMS)
+        run(["git", "commit", "-qam", "one epoch"], dst)
+        run(["dvc", "repro"], dst)
+        run(["git", "add", "-A"], dst)
+        run(["git", "commit", "-qm", "baseline results"], dst)
+
+    return build_once(shared / "trained-baseline", build)
+
+
+def build_once(dst: Path, build: Callable[[Path], None]) -> Path:
+    """``build(dst)`` unless a complete build is there already, under a file lock beside
+    ``dst``, so processes that share the folder build it once and wait for each other. A build
+    counts as complete once ``build`` returned (a marker file beside ``dst``); one that failed
+    half-way is removed and done again."""
+    from filelock import FileLock
+
+    done = dst.with_name(dst.name + ".complete")
+    with FileLock(str(dst.with_name(dst.name + ".lock"))):
+        if not done.exists():
+            shutil.rmtree(dst, ignore_errors=True)
+            build(dst)
+            done.touch()
     return dst
 
 

@@ -22,10 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, VENV_BIN, run, write_params
+from tests.conftest import MODELS, ROOT, VENV_BIN, run, write_params
 
 STACK = ROOT / "scripts" / "stack.py"
-MODELS = ("cnn", "cnn_small", "cnn_small_bn", "mlp")
 EXPERIMENT = "intro-cnn"
 
 

@@ -20,9 +20,8 @@ from stages import network_figures as nf
 from stages import visualize as vis
 from stages.config import ROOT
 from stages.files import read_json
+from tests.conftest import MODELS as ALL_MODELS
 from tests.conftest import build_project
-
-ALL_MODELS = ("cnn", "cnn_small", "cnn_small_bn", "mlp")
 
 
 @pytest.fixture(scope="module")

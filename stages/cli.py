@@ -170,14 +170,26 @@ TF_START_UP_NOTICES = (
 )
 
 
+# Keras imports scikit-learn whenever it is installed (MLflow installs it), only to define its
+# scikit-learn wrappers (``keras.wrappers``), which no stage uses; TensorFlow imports Keras. That
+# is 0.7-1.8 s and 60 MB of every TensorFlow process. During the first import the name is
+# hidden (``sys.modules`` maps it to None, so importing it raises ImportError) and Keras defines
+# the wrappers as it does without scikit-learn; afterwards scikit-learn imports as usual.
+KERAS_OPTIONAL_SKIPPED = "sklearn"
+
+
 @contextlib.contextmanager
-def tensorflow_notices_dropped() -> Iterator[None]:
-    """Import TensorFlow inside this block: its start-up notices (``TF_START_UP_NOTICES``) are
-    dropped from stderr, and everything else written to it meanwhile follows when the block
-    ends. Nothing is held back once TensorFlow is loaded."""
+def importing_tensorflow() -> Iterator[None]:
+    """Import TensorFlow (or Keras) inside this block, the first time: its start-up notices
+    (``TF_START_UP_NOTICES``) are dropped from stderr, everything else written to it meanwhile
+    follows when the block ends, and scikit-learn is not imported with it
+    (``KERAS_OPTIONAL_SKIPPED``). Nothing changes once TensorFlow is loaded."""
     if "tensorflow" in sys.modules:
         yield
         return
+    hide = KERAS_OPTIONAL_SKIPPED not in sys.modules
+    if hide:
+        sys.modules[KERAS_OPTIONAL_SKIPPED] = None  # type: ignore[assignment]
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -185,6 +197,8 @@ def tensorflow_notices_dropped() -> Iterator[None]:
         try:
             yield
         finally:
+            if hide and sys.modules.get(KERAS_OPTIONAL_SKIPPED, False) is None:
+                del sys.modules[KERAS_OPTIONAL_SKIPPED]
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)

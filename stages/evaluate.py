@@ -412,7 +412,7 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], float]:
     """Evaluate one saved model and add its per-model files to ``outputs``; return its
     ``metrics.json`` entry and inference throughput."""
-    with cli.tensorflow_notices_dropped():
+    with cli.importing_tensorflow():
         import keras
 
     model = keras.saving.load_model(model_path(name), compile=False)

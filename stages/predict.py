@@ -153,7 +153,8 @@ def load_champion(model: str) -> Any | None:
 
 def load_model(name: str) -> tuple[Any, str]:
     """The Keras model to predict with, and a label saying where it came from."""
-    import keras
+    with cli.importing_tensorflow():
+        import keras
 
     path = Path(name)
     if path.suffix == ".keras":

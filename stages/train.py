@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 def configure_tensorflow(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and TF, and optionally require deterministic TF ops."""
-    with cli.tensorflow_notices_dropped():
+    with cli.importing_tensorflow():
         import keras
         import tensorflow as tf
 

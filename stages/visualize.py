@@ -172,7 +172,7 @@ def load_processed(n_images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def conv_details(name: str, images: np.ndarray, labels: np.ndarray) -> ConvDetails:
     """Load the saved filter model; its kernels and feature maps on ``images``."""
-    with cli.tensorflow_notices_dropped():
+    with cli.importing_tensorflow():
         import keras
 
     path = _need(config.model_path(name), f"dvc repro train@{name}")

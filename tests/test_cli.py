@@ -51,11 +51,17 @@ def test_committing_holds_a_signal_until_the_outputs_are_written(tmp_path):
 
 def test_tensorflow_start_up_notices_are_dropped_and_nothing_else():
     code = (
-        "import os\n"
+        "import os, sys\n"
         "from stages import cli\n"
-        "with cli.tensorflow_notices_dropped():\n"
+        "with cli.importing_tensorflow():\n"
         "    import tensorflow\n"
         "    os.write(2, b'kept line\\n')\n"
+        "skipped = cli.KERAS_OPTIONAL_SKIPPED\n"
+        "assert skipped not in sys.modules, f'{skipped} was imported with TensorFlow'\n"
+        "import keras\n"
+        "assert keras.layers.Dense(3)(tensorflow.ones((2, 4))).shape == (2, 3)\n"
+        "__import__(skipped)  # importable as usual afterwards\n"
+        "assert sys.modules[skipped] is not None\n"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -77,3 +78,38 @@ def test_save_figure_failure_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         plotting.save_figure(_figure(), target, dpi=-1)
     assert list(tmp_path.iterdir()) == []
+
+
+def _grid_figure():
+    """A small filter-grid-like figure: bare cells, one row label, one title, a colour bar."""
+    with plotting.plot_style():
+        fig = plotting.new_figure((4.0, 3.0))
+        grid = fig.add_gridspec(3, 4)
+        axes = []
+        for i in range(3):
+            for j in range(4):
+                ax = fig.add_subplot(grid[i, j])
+                im = ax.imshow(np.arange(9.0).reshape(3, 3) * (i + j), vmin=0, vmax=40)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                axes.append(ax)
+        axes[0].set_ylabel("row 1")
+        axes[1].set_title("filter 2")
+        fig.colorbar(im, ax=axes)
+    return fig
+
+
+def test_blank_axes_are_hidden_and_the_image_is_the_same():
+    fig = _grid_figure()
+    plotting.hide_blank_axes(fig)
+    cells, colorbar = fig.axes[:12], fig.axes[12]
+    assert not any(ax.xaxis.get_visible() for ax in cells)
+    assert cells[0].yaxis.get_visible()  # its label is drawn
+    assert not any(ax.yaxis.get_visible() for ax in cells[1:])
+    assert colorbar.yaxis.get_visible()  # it has ticks
+    # Rendering without the helper (as matplotlib would) gives the same bytes.
+    untouched = _grid_figure()
+    buf = io.BytesIO()
+    with plotting.plot_style():
+        untouched.savefig(buf, format="png", dpi=50, metadata=plotting.PNG_METADATA)
+    assert plotting.figure_png_bytes(fig, dpi=50) == buf.getvalue()

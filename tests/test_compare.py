@@ -163,8 +163,8 @@ def _model_folders(name: str, accuracy: float, params: int, val: list[float], ru
     write_json(e / config.EVAL_INPUTS, {"data": "d", "models": {name: "m"}, "params": {}})
 
 
-def test_stage_end_to_end(tmp_path, monkeypatch, caplog):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
+    uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -160,8 +160,8 @@ def test_predictions_csv_feeds_the_confusion_template():
 # MLflow
 # --------------------------------------------------------------------------------------
 @pytest.fixture
-def mlflow_store(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def mlflow_store(tmp_path, monkeypatch, new_store) -> str:
+    uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # any default artifact root lands in tmp_path
     return uri

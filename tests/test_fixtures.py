@@ -1,4 +1,5 @@
-"""The shared fixtures' own guarantees: a trained project built once for all test workers."""
+"""The shared fixtures' own guarantees: a trained project built once for all test workers, and
+new MLflow stores copied from one template that behave as new stores."""
 
 from __future__ import annotations
 
@@ -60,3 +61,29 @@ def test_a_failed_build_is_removed_and_done_again(tmp_path: Path):
         build_once(dst, broken)
     build_once(dst, lambda d: d.mkdir())
     assert dst.is_dir() and not (dst / "half").exists()
+
+
+def _store_state(uri: str) -> dict:
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [
+        (e.experiment_id, e.name, e.artifact_location) for e in client.search_experiments()
+    ]
+    new_id = client.create_experiment("second")
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
+        tables = sorted(
+            r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        )
+        version = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    return {"experiments": experiments, "new id": new_id, "tables": tables, "version": version}
+
+
+def test_a_copied_store_is_as_a_new_one(tmp_path, monkeypatch, new_store):
+    monkeypatch.chdir(tmp_path)  # a new store's Default experiment keeps its artifacts here
+    copied = _store_state(new_store(tmp_path / "copied" / "mlflow.db"))
+    fresh = _store_state(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert copied == fresh
+    assert copied["experiments"] == [("0", "Default", str(tmp_path / "mlruns" / "0"))]

@@ -133,7 +133,7 @@ def run_main(tmp_path, metrics, section) -> None:
 
 
 @pytest.fixture
-def registry(tmp_path, monkeypatch):
+def registry(tmp_path, monkeypatch, new_store):
     """A real MLflow store in tmp_path where intro-cnn-cnn and intro-cnn-mlp have versions 1
     and 2, and run.json files (as the train stage writes them) naming version 2."""
     from mlflow import MlflowClient
@@ -141,7 +141,7 @@ def registry(tmp_path, monkeypatch):
     from stages import tracking
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri)
     for model in ("cnn", "mlp"):

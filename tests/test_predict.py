@@ -106,12 +106,14 @@ def test_module_runs_as_a_command(tiny_cnn, photos):
 
 
 @pytest.mark.slow
-def test_the_registry_champion_comes_first(tmp_path, tiny_cnn, photos, monkeypatch, capsys):
+def test_the_registry_champion_comes_first(
+    tmp_path, tiny_cnn, photos, monkeypatch, capsys, new_store
+):
     import mlflow
 
     from stages import serving
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # no models/cnn.keras here: only the registry can answer
     mlflow.set_tracking_uri(uri)

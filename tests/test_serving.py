@@ -137,11 +137,13 @@ def served(model_uri: str, env: dict[str, str], log: Path):
 
 
 @pytest.mark.slow
-def test_served_model_checks_its_input_over_http(tmp_path, tiny_cnn, subset, monkeypatch):
+def test_served_model_checks_its_input_over_http(
+    tmp_path, tiny_cnn, subset, monkeypatch, new_store
+):
     import keras
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("serving-test")

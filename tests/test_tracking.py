@@ -16,11 +16,10 @@ from tests.conftest import ROOT, run
 
 
 @pytest.fixture
-def client(tmp_path, monkeypatch):
+def client(tmp_path, monkeypatch, new_store):
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    (tmp_path / "store").mkdir()
+    uri = new_store(tmp_path / "store" / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)
     return MlflowClient(uri)
@@ -135,7 +134,7 @@ def test_dirty_means_the_users_changes_only(tmp_path, monkeypatch):
     assert tracking.provenance_tags(tmp_path)["git_dirty"] == "true"
 
 
-def test_a_moved_store_reads_and_writes_its_new_folder(tmp_path, monkeypatch):
+def test_a_moved_store_reads_and_writes_its_new_folder(tmp_path, monkeypatch, new_store):
     """Copy the store and its artifacts elsewhere, delete the original: runs, logged models and
     `models:/` URIs of registered versions work from the new place after relocation."""
     import mlflow
@@ -146,8 +145,7 @@ def test_a_moved_store_reads_and_writes_its_new_folder(tmp_path, monkeypatch):
             return np.asarray(model_input) * 2
 
     old = tmp_path / "old"
-    old.mkdir()
-    uri = f"sqlite:///{old / 'mlflow.db'}"
+    uri = new_store(old / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)

@@ -19,7 +19,7 @@ METRICS = {
 
 
 @pytest.fixture
-def evaluated(tmp_path: Path, monkeypatch) -> Path:
+def evaluated(tmp_path: Path, monkeypatch, new_store) -> Path:
     """A workspace as evaluate leaves it: models, processed data, metrics and their digests.
 
     The gate only hashes these files, so their bytes need not be real models.
@@ -38,7 +38,7 @@ def evaluated(tmp_path: Path, monkeypatch) -> Path:
 
     from stages import tracking
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri)
     for name in params.models:

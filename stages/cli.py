@@ -170,26 +170,28 @@ TF_START_UP_NOTICES = (
 )
 
 
-# Keras imports scikit-learn whenever it is installed (MLflow installs it), only to define its
-# scikit-learn wrappers (``keras.wrappers``), which no stage uses; TensorFlow imports Keras. That
-# is 0.7-1.8 s and 60 MB of every TensorFlow process. During the first import the name is
-# hidden (``sys.modules`` maps it to None, so importing it raises ImportError) and Keras defines
-# the wrappers as it does without scikit-learn; afterwards scikit-learn imports as usual.
-KERAS_OPTIONAL_SKIPPED = "sklearn"
+# Packages Keras imports only when they are installed, for features no stage uses, and that
+# TensorFlow's import therefore pulls in (it imports Keras): scikit-learn for Keras' scikit-learn
+# wrappers (``keras.wrappers``; MLflow installs it), matplotlib with pyplot for Keras' image
+# galleries (``keras.visualization``). Together about a second and 60 MB of every TensorFlow
+# process. During the first import they are hidden (``sys.modules`` maps them to None, so
+# importing them raises ImportError) and Keras defines those features as it does without them;
+# afterwards they import as usual (the figures need matplotlib, never pyplot).
+TENSORFLOW_IMPORT_SKIPS = ("sklearn", "matplotlib")
 
 
 @contextlib.contextmanager
 def importing_tensorflow() -> Iterator[None]:
     """Import TensorFlow (or Keras) inside this block, the first time: its start-up notices
     (``TF_START_UP_NOTICES``) are dropped from stderr, everything else written to it meanwhile
-    follows when the block ends, and scikit-learn is not imported with it
-    (``KERAS_OPTIONAL_SKIPPED``). Nothing changes once TensorFlow is loaded."""
+    follows when the block ends, and the packages of ``TENSORFLOW_IMPORT_SKIPS`` are not
+    imported with it. Nothing changes once TensorFlow is loaded."""
     if "tensorflow" in sys.modules:
         yield
         return
-    hide = KERAS_OPTIONAL_SKIPPED not in sys.modules
-    if hide:
-        sys.modules[KERAS_OPTIONAL_SKIPPED] = None  # type: ignore[assignment]
+    hidden = [name for name in TENSORFLOW_IMPORT_SKIPS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -197,8 +199,9 @@ def importing_tensorflow() -> Iterator[None]:
         try:
             yield
         finally:
-            if hide and sys.modules.get(KERAS_OPTIONAL_SKIPPED, False) is None:
-                del sys.modules[KERAS_OPTIONAL_SKIPPED]
+            for name in hidden:
+                if name in sys.modules and sys.modules[name] is None:
+                    del sys.modules[name]
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)

@@ -3,6 +3,7 @@ new MLflow stores copied from one template that behave as new stores."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,7 @@ def _store_state(uri: str) -> dict:
         (e.experiment_id, e.name, e.artifact_location) for e in client.search_experiments()
     ]
     new_id = client.create_experiment("second")
-    with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
+    with contextlib.closing(sqlite3.connect(uri.removeprefix("sqlite:///"))) as db:
         tables = sorted(
             r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         )

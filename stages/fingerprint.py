@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from stages import config, files
@@ -21,24 +22,28 @@ PARAM_SECTIONS = ("preprocess", "seed", "train", "models", "evaluate")
 
 def fingerprint(params: config.Params) -> dict[str, Any]:
     """Digests of the processed data and each model file, and the params that made them."""
-    models = {}
-    for name in params.models:
-        path = config.model_path(name)
-        models[name] = files.file_sha256(path) if path.exists() else None
-    data = config.PROCESSED_MNIST
-    return {
-        "data": files.file_sha256(data) if data.exists() else None,
-        "models": models,
-        "params": {section: _plain(getattr(params, section)) for section in PARAM_SECTIONS},
-    }
+    return _digests(params, list(params.models))
 
 
 def for_model(params: config.Params, name: str) -> dict[str, Any]:
-    """The part of :func:`fingerprint` that one model's evaluation depends on."""
-    whole = fingerprint(params)
-    whole["models"] = {name: whole["models"][name]}
-    whole["params"]["models"] = {name: whole["params"]["models"][name]}
-    return whole
+    """The part of :func:`fingerprint` that one model's evaluation depends on (only that
+    model's file is hashed)."""
+    return _digests(params, [name])
+
+
+def _digests(params: config.Params, names: Sequence[str]) -> dict[str, Any]:
+    data = config.PROCESSED_MNIST
+    plain = {section: _plain(getattr(params, section)) for section in PARAM_SECTIONS}
+    plain["models"] = {name: plain["models"][name] for name in names}
+    return {
+        "data": files.file_sha256(data) if data.exists() else None,
+        "models": {name: _file_digest(config.model_path(name)) for name in names},
+        "params": plain,
+    }
+
+
+def _file_digest(path: Path) -> str | None:
+    return files.file_sha256(path) if path.exists() else None
 
 
 def merge(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

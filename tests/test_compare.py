@@ -133,6 +133,10 @@ def test_fingerprint_merge_equals_the_whole_and_flags_disagreement(tmp_path, mon
     parts = [fingerprint.for_model(params, name) for name in params.models]
     assert fingerprint.merge(parts) == whole
     assert fingerprint.differences(fingerprint.merge(parts), whole) == []
+    # A model's part reads only its own file: the others may be absent (not yet trained).
+    config.model_path("mlp").unlink()
+    assert fingerprint.for_model(params, "cnn") == parts[0]
+    assert fingerprint.for_model(params, "mlp")["models"] == {"mlp": None}
     odd = json.loads(json.dumps(parts))
     odd[0]["data"] = "0" * 64  # one model evaluated on other data
     odd[1]["params"]["seed"] = {"seed": 99}

@@ -2,6 +2,7 @@
 
     python benchmarks/pipeline_speed.py                  # both sides, full MNIST (15-20 min)
     python benchmarks/pipeline_speed.py --side pipeline --reuse-models   # the other stages only
+    python benchmarks/pipeline_speed.py --side repro     # one plain `dvc repro`, as a user runs it
 
 ``pipeline``: a fresh ``git clone`` of this checkout at HEAD (or ``--rev``) in a temporary
 folder (empty DVC cache, so nothing is skipped), where every stage runs as ``dvc repro
@@ -9,6 +10,12 @@ folder (empty DVC cache, so nothing is skipped), where every stage runs as ``dvc
 DVC's own start-up, hashing and caching of that stage. ``--reuse-models`` copies ``models/``
 and ``reports/train/`` from this workspace and marks the trainings done (``dvc commit``), to
 time everything else in a minute.
+
+``repro``: one plain ``dvc repro`` in a fresh clone (empty DVC cache), as a new user runs it:
+its wall time, each stage's share (from one ``Running stage`` line to the next, DVC's caching
+included), the peak memory of the tree, and the log checked as issue 14 asks: ERROR lines,
+lines over 200 characters (split on newlines only, so carriage-return redraws count as one
+line) and epoch lines.
 
 ``notebook``: ``benchmarks/notebook_way.py``, one plain Python process doing the same work the
 notebook's way: NumPy arrays into ``model.fit(..., validation_split=0.1)`` for the four models
@@ -93,6 +100,65 @@ def pipeline(args: argparse.Namespace, env: dict[str, str], log) -> list[tuple[s
     return rows
 
 
+STAGE_LINE = re.compile(rb"^Running stage '([^']+)':")
+EPOCH_LINE = re.compile(rb"Epoch \d+/\d+")
+# An ERROR-level line: Python logging's or absl's (TensorFlow's "E0000 ..." lines).
+ERROR_LINE = re.compile(rb"(^|\s)ERROR\b|^E\d{4} ")
+LONG_LINE = 200
+
+
+def whole_repro(args: argparse.Namespace, env: dict[str, str], log) -> dict:
+    """One ``dvc repro`` in a fresh clone: wall time, per-stage shares, peak RSS, log checks."""
+    with tempfile.TemporaryDirectory(prefix="pipeline-repro-") as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "checkout", "--quiet", args.rev], cwd=clone, check=True)
+        cmd = [str(BIN / "dvc"), "repro"]
+        print("  dvc repro ...", flush=True)
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=clone,
+            env=env | {"PYTHONUNBUFFERED": "1"},  # DVC's "Running stage" lines as they happen
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        starts: list[tuple[str, float]] = []
+        checks = {"errors": 0, "long": 0, "epochs": 0}
+        assert proc.stdout is not None
+        for line in proc.stdout:  # binary: split on b"\n" only
+            log.buffer.write(line)
+            found = STAGE_LINE.match(line)
+            if found:
+                starts.append((found.group(1).decode(), time.perf_counter() - start))
+                print(f"    {starts[-1][1]:6.1f} s  {starts[-1][0]}", flush=True)
+            text = line.rstrip(b"\r\n")
+            checks["errors"] += bool(ERROR_LINE.search(text))
+            checks["long"] += len(text) > LONG_LINE
+            checks["epochs"] += bool(EPOCH_LINE.search(text))
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"dvc repro failed; see {args.log}")
+    ends = [t for _, t in starts[1:]] + [wall]
+    stages = [(name, end - begin) for (name, begin), end in zip(starts, ends, strict=True)]
+    return {"wall": wall, "rss": usage.ru_maxrss / 1024, "stages": stages, **checks}
+
+
+def print_whole(result: dict) -> None:
+    print("\n| stage (one `dvc repro`) | s |\n|---|---:|")
+    for name, seconds in result["stages"]:
+        print(f"| {name} | {seconds:.1f} |")
+    train = sum(s for n, s in result["stages"] if n.startswith("train@"))
+    print(f"| **cold `dvc repro`** | **{result['wall']:.1f}** |")
+    print(f"| trainings / the other stages | {train:.1f} / {result['wall'] - train:.1f} |")
+    print(f"\npeak RSS of any process: {result['rss']:.0f} MiB")
+    print(
+        f"log: {result['errors']} ERROR lines, {result['long']} lines over {LONG_LINE} "
+        f"characters, {result['epochs']} epoch lines"
+    )
+
+
 def notebook(args: argparse.Namespace, env: dict[str, str], log) -> tuple[float, float, dict]:
     """The notebook's work in one plain process."""
     mnist = args.mnist or (ROOT / "data/raw/mnist.npz")
@@ -113,7 +179,7 @@ def notebook(args: argparse.Namespace, env: dict[str, str], log) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--side", choices=("both", "pipeline", "notebook"), default="both")
+    parser.add_argument("--side", choices=("both", "pipeline", "notebook", "repro"), default="both")
     parser.add_argument("--reuse-models", action="store_true", help="skip the trainings")
     parser.add_argument("--rev", default="HEAD", help="the commit whose pipeline runs")
     parser.add_argument("--mnist", default=os.environ.get("MNIST_LOCAL"), help="a local mnist.npz")
@@ -122,6 +188,10 @@ def main() -> None:
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     if args.mnist:
         env["MNIST_LOCAL"] = str(Path(args.mnist).resolve())
+    if args.side == "repro":
+        with open(args.log, "w") as log:
+            print_whole(whole_repro(args, env, log))
+        return
     with open(args.log, "w") as log:
         rows = pipeline(args, env, log) if args.side != "notebook" else []
         nb = notebook(args, env, log) if args.side != "pipeline" else None

@@ -4,7 +4,7 @@ The paths are the single source of truth, shared with ``dvc.yaml`` (tests check 
 The sections' schema, with the allowed names and bounds, is in :mod:`stages.params_schema` and
 re-exported here: stages use ``config.Params``, ``config.ModelConfig``, ``config.IDX_FILES``...
 A bad file raises :class:`ConfigError` whose message names the file, the key path, the bad value
-and what is allowed (model names are checked against the registry in ``stages/models.py``);
+and what is allowed (model names are checked against ``stages/architectures/``);
 stages turn it into exit status 2 before importing anything heavy.
 
 Everything here is pure: importing this module reads nothing and creates nothing. ``main()``
@@ -259,15 +259,15 @@ def _check_names(params: Params) -> list[str]:
 
     Thresholds may name models missing from ``models``: the gate reports those as failures.
     """
-    from stages.models import MODEL_BUILDERS  # light: models.py imports Keras lazily
+    from stages.models import model_names, new_model_hint  # light: lists files, no Keras
 
     problems = []
-    builders = ", ".join(sorted(MODEL_BUILDERS))
+    known = model_names()
     for name in params.models:
-        if name not in MODEL_BUILDERS:
+        if name not in known:
             problems.append(
-                f"models.{name}: no model builder named {name!r}; valid names: {builders} "
-                "(a new model needs a builder in stages/models.py)"
+                f"models.{name}: no model builder named {name!r}; valid names: "
+                f"{', '.join(known)} (to define it, {new_model_hint(name)})"
             )
     for i, rule in enumerate(params.thresholds.better_than):
         if rule.model == rule.than:

@@ -1,15 +1,21 @@
-"""The model variants: one builder per name, architectures exactly as the notebook defines them.
+"""What the networks share: their building blocks, the registry of architectures, and how
+training runs their BatchNormalization layers.
 
-Every builder starts from ``keras.Input((28, 28, 1))`` and uses valid padding. ``mlp`` is the
-classic Keras MNIST dense network, kept to test the notebook's claim that a CNN beats a dense
-network with far fewer parameters.
+Each network is a module of :mod:`stages.architectures` (``<name>.py`` with ``build()``); this
+module finds them (:func:`model_names`) and builds them under a dtype policy
+(:func:`build_model`). Every network starts from ``keras.Input((28, 28, 1))`` and ends in
+:func:`output_layer`; the convolutional ones are :func:`conv_net`, exactly as the notebook
+defines them (valid padding). Editing a block here retrains every network; editing
+``architectures/<name>.py`` retrains that one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stages.config import PRECISIONS
@@ -22,9 +28,28 @@ if TYPE_CHECKING:
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
+ARCHITECTURES = Path(__file__).with_name("architectures")  # one module per network
+ARCHITECTURES_PACKAGE = "stages.architectures"
+ARCHITECTURES_DIR = "stages/architectures"  # as a user (and dvc.yaml) names it
 
 
-def _output(x: keras.KerasTensor) -> keras.KerasTensor:
+def new_model_hint(name: str) -> str:
+    """How to define a model called ``name``."""
+    return f"add {ARCHITECTURES_DIR}/{name}.py with a build() returning a keras.Model"
+
+
+def model_names() -> list[str]:
+    """The networks defined in :data:`ARCHITECTURES` (file names, sorted), without importing
+    them."""
+    return sorted(
+        path.stem
+        for path in ARCHITECTURES.glob("*.py")
+        if path.stem.isidentifier() and not path.stem.startswith("_")
+    )
+
+
+def output_layer(x: keras.KerasTensor) -> keras.KerasTensor:
+    """The classifier every network ends in: Dense 10 with softmax."""
     from keras import layers
 
     # float32 whatever the global policy: a softmax in bfloat16 rounds probabilities near 1
@@ -32,15 +57,19 @@ def _output(x: keras.KerasTensor) -> keras.KerasTensor:
     return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="output")(x)
 
 
-def _head(x: keras.KerasTensor) -> keras.KerasTensor:
+def dense_head(x: keras.KerasTensor) -> keras.KerasTensor:
+    """Flatten, Dense 64 with ReLU, then :func:`output_layer`."""
     from keras import layers
 
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="dense")(x)
-    return _output(x)
+    return output_layer(x)
 
 
-def _conv_net(name: str, filters: int, batch_norm: bool) -> keras.Model:
+def conv_net(name: str, filters: int, batch_norm: bool) -> keras.Model:
+    """The notebook's CNN: two blocks of a 3×3 convolution (``filters`` channels, valid
+    padding, ReLU) and 2×2 max pooling, then :func:`dense_head`. With ``batch_norm``, the
+    notebook's order: convolution, ReLU, then BatchNormalization."""
     import keras
     from keras import layers
 
@@ -48,76 +77,45 @@ def _conv_net(name: str, filters: int, batch_norm: bool) -> keras.Model:
     x = inputs
     for i in (1, 2):
         if batch_norm:
-            # The notebook's order: convolution, ReLU, then BatchNormalization.
             x = layers.Conv2D(filters, 3, name=f"conv{i}")(x)
             x = layers.Activation("relu", name=f"relu{i}")(x)
             x = layers.BatchNormalization(name=f"bn{i}")(x)
         else:
             x = layers.Conv2D(filters, 3, activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    return keras.Model(inputs, _head(x), name=name)
-
-
-def cnn() -> keras.Model:
-    """Conv32-Pool-Conv32-Pool-Dense64-Dense10 (61,482 parameters)."""
-    return _conv_net("cnn", filters=32, batch_norm=False)
-
-
-def cnn_small() -> keras.Model:
-    """The same with 8 filters per convolution (14,178 parameters)."""
-    return _conv_net("cnn_small", filters=8, batch_norm=False)
-
-
-def cnn_small_bn() -> keras.Model:
-    """``cnn_small`` with BatchNormalization after each convolution's ReLU (14,242)."""
-    return _conv_net("cnn_small_bn", filters=8, batch_norm=True)
-
-
-def mlp() -> keras.Model:
-    """Flatten-Dense512-Dropout-Dense512-Dropout-Dense10 (669,706 parameters)."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(INPUT_SHAPE, name="image")
-    x = layers.Flatten(name="flatten")(inputs)
-    x = layers.Dense(512, activation="relu", name="dense1")(x)
-    x = layers.Dropout(0.2, name="dropout1")(x)
-    x = layers.Dense(512, activation="relu", name="dense2")(x)
-    x = layers.Dropout(0.2, name="dropout2")(x)
-    return keras.Model(inputs, _output(x), name="mlp")
-
-
-MODEL_BUILDERS: dict[str, Callable[[], keras.Model]] = {
-    "cnn": cnn,
-    "cnn_small": cnn_small,
-    "cnn_small_bn": cnn_small_bn,
-    "mlp": mlp,
-}
+    return keras.Model(inputs, dense_head(x), name=name)
 
 
 def build_model(name: str, precision: str = "float32") -> keras.Model:
-    """A fresh, uncompiled model; an unknown name lists the valid ones.
+    """A fresh, uncompiled model from ``architectures/<name>.py``; an unknown name lists the
+    valid ones.
 
     ``precision`` is the Keras dtype policy of its layers: "float32", or "mixed_bfloat16"
     (weights kept in float32, layers computing in bfloat16; the output layer stays float32).
     """
-    try:
-        builder = MODEL_BUILDERS[name]
-    except KeyError:
+    names = model_names()
+    if name not in names:
         raise ValueError(
-            f"Unknown model {name!r}: valid names are {', '.join(sorted(MODEL_BUILDERS))}. "
-            "Add a builder to stages/models.py to define a new one."
-        ) from None
+            f"Unknown model {name!r}: valid names are {', '.join(names)}; "
+            f"to define it, {new_model_hint(name)}."
+        )
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision {precision!r}: valid ones are {list(PRECISIONS)}.")
+    builder = importlib.import_module(f"{ARCHITECTURES_PACKAGE}.{name}").build
     import keras
 
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
-        return builder()
+        model = builder()
     finally:
         keras.config.set_dtype_policy(previous)
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"{ARCHITECTURES_PACKAGE}.{name}.build() returned {type(model).__name__}, "
+            "not a keras.Model."
+        )
+    return model
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:

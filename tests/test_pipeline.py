@@ -70,8 +70,6 @@ def test_every_path_in_dvc_yaml_is_named_in_config():
 
 def test_every_stage_depends_on_its_module_and_imports():
     """Each stage lists its own script and the shared modules it imports under deps."""
-    import ast
-
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         stage = stage.get("do", stage)
@@ -79,15 +77,35 @@ def test_every_stage_depends_on_its_module_and_imports():
         path = ROOT / (module.replace(".", "/") + ".py")
         deps = set(stage["deps"])
         assert str(path.relative_to(ROOT)) in deps, name
-        tree = ast.parse(path.read_text())
-        imported = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "stages":
-                imported |= {f"stages/{a.name}.py" for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-                imported.add(node.module.replace(".", "/") + ".py")
-        missing = imported - deps
+        missing = stages_imports(path) - deps
         assert not missing, f"stage {name} imports {sorted(missing)} but does not list them"
+
+
+def stages_imports(path: Path) -> set[str]:
+    """The project modules a source file imports, as dvc.yaml paths (stages/x.py)."""
+    import ast
+
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "stages":
+            imported |= {f"stages/{a.name}.py" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
+            imported.add(node.module.replace(".", "/") + ".py")
+    return imported
+
+
+def test_each_network_is_a_dependency_of_its_training_alone():
+    """train@<name> depends on stages/architectures/<name>.py and on what that file imports,
+    so editing one network reruns its training and no other."""
+    from stages.models import ARCHITECTURES_DIR, model_names
+
+    train = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]
+    own = [dep for dep in train["deps"] if dep.startswith(ARCHITECTURES_DIR)]
+    assert own == [f"{ARCHITECTURES_DIR}/${{key}}.py"]
+    for name in model_names():
+        source = ROOT / ARCHITECTURES_DIR / f"{name}.py"
+        missing = stages_imports(source) - set(train["deps"])
+        assert not missing, f"{source.name} imports {sorted(missing)}, not deps of train"
 
 
 def test_models_in_params_are_the_ones_dvc_trains():

@@ -261,12 +261,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests first: whole pipelines, then the other slow tests, then the rest, each
     group in file order. Handed out one at a time (pyproject.toml), the pipelines start at once
     on separate workers and the short tests fill the gaps, instead of a long test starting
-    last. Of the pipelines, one that copies :func:`trained_baseline` goes first (it builds it)
-    and the others that copy it go after those that do not, so no worker waits for the build."""
+    last.
+
+    pytest-xdist starts each worker with two consecutive tests (then one at a time), so a
+    worker's first test sits at an even position. One pipeline that copies
+    :func:`trained_baseline` goes first (its worker builds the project, then runs a second
+    copy); each pipeline that does not copy it opens another worker's pair, so no worker
+    starts by waiting for the build."""
     pipelines = [i for i in items if i.get_closest_marker("pipeline")]
     copying = [i for i in pipelines if "trained_repo" in getattr(i, "fixturenames", ())]
-    first = copying[:1]
-    pipelines = first + [i for i in pipelines if i not in copying] + copying[1:]
+    own = [i for i in pipelines if i not in copying]
+    ordered, copies = copying[:2], copying[2:]
+    for item in own:
+        ordered.append(item)
+        if copies:
+            ordered.append(copies.pop(0))
+    pipelines = ordered + copies
     slow = [i for i in items if i.get_closest_marker("slow") and i not in pipelines]
     rest = [i for i in items if not i.get_closest_marker("slow") and i not in pipelines]
     items[:] = pipelines + slow + rest

@@ -69,13 +69,19 @@ def stage_order(clone: Path, env: dict[str, str]) -> list[str]:
     return re.findall(r"^Running stage '([^']+)':", dry, flags=re.M)
 
 
+def fresh_clone(folder: Path, rev: str) -> Path:
+    """A ``git clone`` of this checkout in ``folder``, at ``rev`` (empty DVC cache)."""
+    clone = folder / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", rev], cwd=clone, check=True)
+    return clone
+
+
 def pipeline(args: argparse.Namespace, env: dict[str, str], log) -> list[tuple[str, float, float]]:
     """Every stage of a fresh clone, one ``dvc repro --single-item`` each."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="pipeline-speed-") as tmp:
-        clone = Path(tmp) / "clone"
-        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-        subprocess.run(["git", "checkout", "--quiet", args.rev], cwd=clone, check=True)
+        clone = fresh_clone(Path(tmp), args.rev)
         order = stage_order(clone, env)
         if args.reuse_models:
             for folder in ("models", "reports/train"):
@@ -110,9 +116,7 @@ LONG_LINE = 200
 def whole_repro(args: argparse.Namespace, env: dict[str, str], log) -> dict:
     """One ``dvc repro`` in a fresh clone: wall time, per-stage shares, peak RSS, log checks."""
     with tempfile.TemporaryDirectory(prefix="pipeline-repro-") as tmp:
-        clone = Path(tmp) / "clone"
-        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-        subprocess.run(["git", "checkout", "--quiet", args.rev], cwd=clone, check=True)
+        clone = fresh_clone(Path(tmp), args.rev)
         cmd = [str(BIN / "dvc"), "repro"]
         print("  dvc repro ...", flush=True)
         start = time.perf_counter()

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
-ARCHITECTURES = Path(__file__).with_name("architectures")  # one module per network
+# One module per network: the package, the folder as a user (and dvc.yaml) names it, its files.
 ARCHITECTURES_PACKAGE = "stages.architectures"
-ARCHITECTURES_DIR = "stages/architectures"  # as a user (and dvc.yaml) names it
+ARCHITECTURES_DIR = ARCHITECTURES_PACKAGE.replace(".", "/")
+ARCHITECTURES = Path(__file__).parent.parent / ARCHITECTURES_DIR
 
 
 def new_model_hint(name: str) -> str:

@@ -132,6 +132,22 @@ def native_bfloat16(
     return onednn and "amx_bf16" in cpu_flags
 
 
+def onednn_isa_cap() -> str:
+    """oneDNN's instruction-set cap (``ONEDNN_MAX_CPU_ISA``, e.g. ``AVX2``; ``ALL`` when unset)."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() or "ALL"
+
+
+def isa_cap_allows(cap: str, feature: str) -> bool:
+    """Whether oneDNN capped at ``cap`` keeps its ``feature`` kernels (``"AMX"`` or ``"BF16"``).
+
+    TensorFlow decides to hand bfloat16 to oneDNN from the CPU's flags alone, so under a cap
+    that removes them (``AVX2`` on an AMX machine) a bfloat16 convolution fails outright.
+    """
+    if cap in ("ALL", "DEFAULT") or "AMX" in cap:
+        return True
+    return feature == "BF16" and "BF16" in cap
+
+
 def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -154,7 +170,8 @@ def resolve_precision(setting: str) -> str:
         cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         capabilities.append(tuple(cc) if cc else (0, 0))
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
-    native = native_bfloat16(_cpu_flags(), capabilities, onednn)
+    amx = onednn and isa_cap_allows(onednn_isa_cap(), "AMX")
+    native = native_bfloat16(_cpu_flags(), capabilities, amx)
     return "mixed_bfloat16" if native else "float32"
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import files
+from stages import files, train
 from stages.files import write_json, write_npz, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,13 @@ BASELINE_PARAMS = {
         "better_than": [],
     },
 }
+
+# Under an instruction-set cap without bfloat16 kernels (CI's `ONEDNN_MAX_CPU_ISA=AVX2` run on
+# an AMX machine) TensorFlow still hands bfloat16 convolutions to oneDNN, which refuses them.
+needs_bfloat16_kernels = pytest.mark.skipif(
+    not train.isa_cap_allows(train.onednn_isa_cap(), "BF16"),
+    reason="ONEDNN_MAX_CPU_ISA leaves oneDNN no bfloat16 kernels",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stages import models
+from tests.conftest import needs_bfloat16_kernels
 
 
 def _nontrainable(model) -> int:
@@ -93,6 +94,7 @@ def test_registry_matches_params():
     assert set(load_params(ROOT / "params.yaml").models) == set(models.model_names())
 
 
+@needs_bfloat16_kernels
 def test_mixed_bfloat16_computes_in_bf16_keeps_float32_weights_and_output():
     import keras
 
@@ -128,12 +130,15 @@ def _bn_step(model, x, fused: bool):
     return [g.numpy() for g in grads] + [w.numpy() for w in model.non_trainable_weights]
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize(
+    "precision", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)]
+)
 def test_fused_batch_norm_is_keras_batch_norm(precision):
     """Same moving statistics and, in float32, the same weight gradients as Keras' own graph (to
     float32 rounding of sums over 128 x 26 x 26 values; bfloat16 gradients summed over as many
     values differ by their own rounding either way), inference untouched, layers standard."""
     import keras
+    import ml_dtypes
     import numpy as np
     import tensorflow as tf
 
@@ -152,7 +157,13 @@ def test_fused_batch_norm_is_keras_batch_norm(precision):
     moving = model.get_layer("bn1").moving_variance.numpy()
     assert not np.allclose(moving, 1.0)  # the moving statistics did move
     assert all("call" not in vars(layer) for layer in model.layers)  # restored on exit
-    np.testing.assert_array_equal(model(x, training=False), model.predict(x, verbose=0))
+    # Inference is untouched: the same shapes in one process give the same values exactly; at
+    # other batch shapes oneDNN picks other kernels (on AVX2 they differ in the last bit), so
+    # there a few roundings of the compute dtype, on outputs no larger than 1, are allowed.
+    direct = model(x, training=False)
+    np.testing.assert_array_equal(direct, model.predict(x, batch_size=len(x), verbose=0))
+    eps = float(ml_dtypes.finfo(model.get_layer("conv1").compute_dtype).eps)
+    np.testing.assert_allclose(direct, model.predict(x, verbose=0), rtol=0, atol=4 * eps)
 
 
 def test_fused_batch_norm_switches_only_batch_norm_layers():

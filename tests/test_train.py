@@ -146,6 +146,27 @@ def test_native_bfloat16_follows_the_hardware(flags, gpus, onednn, native):
     assert train.native_bfloat16(frozenset(flags), gpus, onednn) is native
 
 
+@pytest.mark.parametrize(
+    ("cap", "amx", "bf16"),
+    [
+        ("ALL", True, True),
+        ("AVX2", False, False),
+        ("AVX512_CORE", False, False),
+        ("AVX512_CORE_BF16", False, True),
+        ("AVX512_CORE_AMX", True, True),
+    ],
+)
+def test_an_isa_cap_decides_which_kernels_remain(cap, amx, bf16):
+    assert train.isa_cap_allows(cap, "AMX") is amx
+    assert train.isa_cap_allows(cap, "BF16") is bf16
+
+
+def test_auto_precision_is_float32_under_an_avx2_cap(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert train.onednn_isa_cap() == "AVX2"
+    assert train.resolve_precision("auto") == "float32"
+
+
 def test_explicit_precision_and_prefetch_are_kept():
     assert train.resolve_precision("float32") == "float32"
     assert train.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"

@@ -21,7 +21,7 @@ from stages import visualize as vis
 from stages.config import ROOT
 from stages.files import read_json
 from tests.conftest import MODELS as ALL_MODELS
-from tests.conftest import build_project
+from tests.conftest import build_project, needs_bfloat16_kernels
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,7 @@ def test_feature_maps_match_a_hand_computed_convolution(cnn_small, images):
     assert maps1.max() > 0 and maps2.max() > 0  # not all switched off by the ReLU
 
 
+@needs_bfloat16_kernels
 def test_feature_maps_of_a_bfloat16_model_are_float32_and_close(cnn_small, images):
     """A mixed_bfloat16 model (train.precision) gives plottable float32 maps, near float32's."""
     from stages.models import build_model

@@ -18,14 +18,20 @@ stops the gate (exit 2) rather than silently skip the rule.
 
 Exit status: 0 when every check passes (a table of the checks is logged); 1 when some check
 fails, with one line per failure such as ``cnn.test.accuracy 0.9871 < 0.9900``; 2 when the gate
-cannot run (no metrics file, malformed thresholds, or nothing gated at all). A missing model or
-metric is a failure, never a pass. So are stale metrics: the evaluate stage records digests of
-the models, data and params it evaluated (:mod:`stages.fingerprint`), and metrics whose inputs
-have changed since are refused (exit 1) with the command that brings them up to date.
+cannot run (no metrics file, malformed thresholds, nothing gated at all, a tracking store that
+does not answer as MLflow). A missing model or metric is a failure, never a pass.
+
+No file a user can edit is taken as proof. Metrics whose inputs changed since evaluation are
+refused (exit 1, with the command that brings them up to date; digests in
+:mod:`stages.fingerprint`), and every gated model is then measured again from its model file on
+the processed test split: a metrics file that disagrees is refused (exit 1), and the thresholds
+are judged on the measured numbers (:mod:`stages.evidence`). ``--unverified`` skips both, for
+a quick look at a metrics file, and then moves no alias.
 
 When every check passes, the MLflow alias ``@champion`` of ``intro-cnn-<model>`` moves to the
-registered version of every model checked (named in its ``reports/train/<model>/run.json``);
-a failing gate moves no alias.
+registered version of every model checked (named in its ``reports/train/<model>/run.json``),
+once each version's recorded model-file digest is that of ``models/<model>.keras``; otherwise,
+and whenever a check fails, no alias moves.
 
 Not a DVC stage: it judges the pipeline's outputs, it produces none.
 """
@@ -36,14 +42,16 @@ import argparse
 import json
 import logging
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from stages import config, fingerprint, mlflow_store, tracking
+from stages import config, evidence, fingerprint, mlflow_store, tracking
+from stages.cli import StageError
 from stages.config import (
     PARAMS_FILE,
     ConfigError,
@@ -52,6 +60,7 @@ from stages.config import (
     load_params,
     run_info_path,
 )
+from stages.evaluate import EvaluationError
 from stages.files import read_json
 
 log = logging.getLogger(__name__)
@@ -240,10 +249,19 @@ def staleness(params: Params, inputs_file: Path) -> list[str]:
     return problems
 
 
+def checked_models(results: Sequence[Result]) -> list[str]:
+    """Every model a check names, the beaten ones included, in order."""
+    return list(dict.fromkeys(m for r in results for m in (r.model, r.than) if m))
+
+
+def checked_metrics(results: Sequence[Result]) -> list[tuple[str, str]]:
+    return [(m, r.metric) for r in results for m in (r.model, r.than) if m]
+
+
 def checked_versions(results: Sequence[Result]) -> dict[str, str]:
     """The registered model version of every model the gate checked (from its ``run.json``)."""
     versions = {}
-    for model in dict.fromkeys(m for r in results for m in (r.model, r.than) if m):
+    for model in checked_models(results):
         path = run_info_path(model)
         version = read_json(path).get("model_version") if path.exists() else None
         if not version:
@@ -254,7 +272,7 @@ def checked_versions(results: Sequence[Result]) -> dict[str, str]:
     return versions
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics", type=Path, default=config.COMPARE_METRICS, help="%(default)s")
     parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="%(default)s")
@@ -271,12 +289,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="digests recorded by evaluate (default: inputs.json beside --metrics)",
     )
     parser.add_argument(
-        "--no-staleness-check",
+        "--unverified",
         action="store_true",
-        help="gate the metrics even if the models, data or params changed since evaluation",
+        help="check the thresholds on the metrics file as it stands, without proving it belongs "
+        "to the models (no staleness check, no re-measuring); moves no alias",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def fail(lines: Sequence[str], summary: str) -> NoReturn:
+    for line in lines:
+        log.error("%s", line)
+    log.error("gate: %s", summary)
+    sys.exit(EXIT_FAILED)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # A store that stops answering must fail the gate in seconds, not in MLflow's retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    forged: list[str] = []
     try:
         params = load_params(args.params)
         if not args.metrics.exists():
@@ -286,8 +320,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         metrics = read_json(args.metrics)
         if not isinstance(metrics, Mapping):
             raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
+        uri = mlflow_store.tracking_uri()
+        if not args.unverified:  # the store that @champion lives in, before any slow work
+            mlflow_store.probe_store(uri)
         inputs = args.inputs or args.metrics.with_name(config.COMPARE_INPUTS.name)
-        stale = [] if args.no_staleness_check else staleness(params, inputs)
+        stale = [] if args.unverified else staleness(params, inputs)
         if not stale:
             thresholds = params.thresholds
             baseline = (
@@ -296,34 +333,74 @@ def main(argv: Sequence[str] | None = None) -> None:
                 else None
             )
             results = check(metrics, thresholds, baseline, args.baseline)
-    except (GateConfigError, OSError, ValueError) as exc:
+            if not args.unverified:
+                models = [m for m in checked_models(results) if m in metrics]
+                measured = evidence.measure(models, params.evaluate.batch_size)
+                forged = evidence.disagreements(metrics, measured, checked_metrics(results))
+                metrics = {**metrics, **measured.metrics}
+                results = check(metrics, thresholds, baseline, args.baseline)
+    except (GateConfigError, StageError, EvaluationError, OSError, ValueError) as exc:
         log.error("gate: %s", exc)
         sys.exit(EXIT_MISCONFIGURED)
     if stale:  # judged before any threshold: these numbers are not the workspace's
-        log.error("gate: %s does not belong to the current workspace:", args.metrics)
-        for line in stale:
-            log.error("  %s", line)
-        sys.exit(EXIT_FAILED)
+        fail(
+            [f"  {line}" for line in stale],
+            f"{args.metrics} does not belong to the current workspace (above); nothing was gated",
+        )
+    if forged:
+        fail(
+            forged,
+            f"{args.metrics} is not what the pipeline measured on these models: "
+            "rerun `dvc repro` (it re-evaluates what changed); no alias was moved",
+        )
     failed = [r for r in results if not r.ok]
     if failed:
-        for r in failed:
-            log.error("%s", r.line())
-        log.error(
-            "gate: %d of %d checks failed (thresholds in %s)",
-            len(failed),
-            len(results),
-            args.params,
+        fail(
+            [r.line() for r in failed],
+            f"{len(failed)} of {len(results)} checks failed (thresholds in {args.params})",
         )
-        sys.exit(EXIT_FAILED)
     log.info("%s", table(results))
-    log.info("gate: all %d checks passed", len(results))
+    if args.unverified:
+        log.warning(
+            "gate: all %d checks passed on unverified metrics; no alias moved", len(results)
+        )
+        return
+    log.info("gate: all %d checks passed (re-measured from the model files)", len(results))
+    crown(uri, checked_versions_or_exit(results))
+
+
+def checked_versions_or_exit(results: Sequence[Result]) -> dict[str, str]:
     try:
-        champions = tracking.set_champions(mlflow_store.tracking_uri(), checked_versions(results))
-    except (GateConfigError, mlflow_store.TrackingError, OSError, ValueError) as exc:
+        return checked_versions(results)
+    except (GateConfigError, OSError, ValueError) as exc:
         log.error("gate: passed, but the champion alias was not set: %s", exc)
         sys.exit(EXIT_MISCONFIGURED)
+
+
+def crown(uri: str, versions: Mapping[str, str]) -> None:
+    """Move @champion to ``versions`` once each is proven to be the file the gate measured;
+    any other outcome moves nothing and exits non-zero with the reason."""
+    import mlflow
+
+    try:
+        tracking.quiet_mlflow()
+        problems = evidence.version_problems(mlflow.MlflowClient(uri), versions)
+        if not problems:
+            champions = tracking.set_champions(uri, versions)
+    # Whatever the store raises here (a server gone, a database damaged since the probe), the
+    # gate could not finish: exit 2 with the reason, never a traceback read as a failed check.
+    except Exception as exc:
+        log.error("gate: passed, but the champion alias was not set: %s", _one_line(exc))
+        sys.exit(EXIT_MISCONFIGURED)
+    if problems:
+        fail(problems, "the registered versions are not the models checked; no alias was moved")
     for name, version in champions.items():
         log.info("gate: %s version %s is @%s", name, version, tracking.CHAMPION_ALIAS)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 if __name__ == "__main__":

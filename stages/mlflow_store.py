@@ -195,6 +195,45 @@ def _probe_sqlite(path: Path, timeout_s: float) -> None:
         connection.close()
 
 
+class NotMlflow(OSError):
+    """Something answers at the address, but not as an MLflow tracking server: a definite
+    answer, so it is not retried."""
+
+
+# A read every MLflow server answers in its own JSON, found or not, with or without auth.
+PROBE_PATH = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+CREDENTIALS_FIX = (
+    "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+    "to an account on that server"
+)
+
+
+def _auth_header() -> dict[str, str]:
+    import base64
+
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}
+    return {}
+
+
+def _mlflow_json(body: bytes) -> dict | None:
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return (
+        data if isinstance(data, dict) and ("experiment" in data or "error_code" in data) else None
+    )
+
+
 def _probe_server(uri: str, timeout_s: float) -> None:
     import urllib.error
     import urllib.parse
@@ -202,16 +241,29 @@ def _probe_server(uri: str, timeout_s: float) -> None:
 
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme in ("http", "https"):
+        url = uri.rstrip("/") + PROBE_PATH
+        request = urllib.request.Request(url, headers=_auth_header())
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
-                return
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+                code, body = answer.status, answer.read(65536)
         except urllib.error.HTTPError as exc:
-            if exc.code < 500:  # it answers (authentication, an old server without /health)
-                return
-            raise OSError(f"the server answered HTTP {exc.code}") from None
+            code, body = exc.code, exc.read(65536)
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise OSError(f"no answer ({reason})") from None
+        if code >= 500:
+            raise OSError(f"the server answered HTTP {code}")
+        if code == 401:
+            said = "refused the credentials given" if _auth_header() else "needs credentials"
+            raise NotMlflow(f"the server {said} (HTTP 401): {CREDENTIALS_FIX}")
+        if code == 403:  # MLflow's auth app: signed in, but no read on Default
+            return
+        if _mlflow_json(body) is None:
+            raise NotMlflow(
+                f"something answers there (HTTP {code}), but not as an MLflow tracking server "
+                f"(GET {PROBE_PATH} gave no MLflow answer): check the host and port"
+            )
+        return
     host, port = parts.hostname, parts.port
     if host and port:  # a database URI (postgresql://...): is anything listening?
         with socket.create_connection((host, port), timeout=timeout_s):
@@ -222,7 +274,8 @@ def probe_store(uri: str, attempts: int = 3, timeout_s: float = 2.0) -> None:
     """Check the tracking store at ``uri`` answers, before a stage spends time on real work.
 
     A sqlite file must be a readable SQLite database in an existing, writable folder; a server
-    must answer ``/health`` (a database URI: accept a TCP connection). A server gets
+    must answer an MLflow read in MLflow's JSON, with the credentials in the environment (a
+    database URI: accept a TCP connection). A server gets
     ``attempts`` tries ``timeout_s`` apart at most, so a dead one is reported in seconds.
     Raises :class:`StoreUnavailable` naming ``uri`` and what to do.
     """
@@ -238,6 +291,8 @@ def probe_store(uri: str, attempts: int = 3, timeout_s: float = 2.0) -> None:
             try:
                 _probe_server(uri, timeout_s)
                 return
+            except NotMlflow:
+                raise
             except OSError:
                 if attempt == attempts - 1:
                     raise

@@ -14,8 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from stages import config, files, mlflow_store, serving, tracking
-from stages.train_outputs import HISTORY_COLUMNS, TrainResult, history_csv, model_summary_text
+from stages import config, evidence, files, mlflow_store, serving, tracking
+from stages.train_outputs import (
+    HISTORY_COLUMNS,
+    TrainResult,
+    history_csv,
+    model_file_sha256,
+    model_summary_text,
+)
 
 # Distributions whose resolved versions every MLflow run records (tags ``versions.<name>``):
 # the numbers depend on them. TensorFlow installs as tensorflow-cpu on Linux x86-64.
@@ -136,6 +142,13 @@ def finish_training_run(
     client.log_text(run_id, history_csv(result.history), "history.csv")
     with mlflow.start_run(run_id=run_id):
         info = log_trained_model(model, name, input_example)
+    # What the gate checks before it moves @champion to this version.
+    client.set_model_version_tag(
+        tracking.registered_model_name(name),
+        str(info.registered_model_version),
+        evidence.MODEL_FILE_TAG,
+        model_file_sha256(model),
+    )
     client.set_terminated(run_id, "FINISHED")
     return {
         "run_id": run_id,

@@ -108,3 +108,14 @@ def save_model(model: Any, target: Path) -> None:
             tmp,
             {"metadata.json": _without_save_date, "config.json": _numbered_shared_objects},
         )
+
+
+def model_file_sha256(model: Any) -> str:
+    """The SHA-256 of the file :func:`save_model` writes for ``model`` (saved to a temporary
+    folder: the registry records it before the stage commits its outputs)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        save_model(model, path)
+        return files.file_sha256(path)

@@ -128,8 +128,9 @@ def run_main(tmp_path, metrics, section) -> None:
     if metrics is not None:
         write_json(m, metrics)
     p.write_text(yaml.safe_dump(PARAMS | {"thresholds": section}))
-    # Staleness (metrics vs. the workspace's models) is tested in tests/reliability.
-    gate.main(["--metrics", str(m), "--params", str(p), "--no-staleness-check"])
+    # The proof that the metrics belong to the models (staleness, re-measuring) and the
+    # champion it allows are tested on real models in tests/reliability/test_gate_evidence.py.
+    gate.main(["--metrics", str(m), "--params", str(p), "--unverified"])
 
 
 @pytest.fixture
@@ -166,11 +167,10 @@ def test_main_exit_codes(registry, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="stages.gate")
     ok = {"min": {"cnn": {"test.accuracy": 0.98}}}
     run_main(tmp_path, METRICS, ok)  # returns: exit status 0
-    assert "all 1 checks passed" in caplog.text
+    assert "all 1 checks passed on unverified metrics; no alias moved" in caplog.text
     assert "cnn    test.accuracy  0.9871  >= 0.9800  ok" in caplog.text
-    # A passing gate crowns exactly the versions it checked.
-    assert (champion(registry, "cnn"), champion(registry, "mlp")) == ("2", None)
-    assert "intro-cnn-cnn version 2 is @champion" in caplog.text
+    # Unverified numbers crown nothing.
+    assert (champion(registry, "cnn"), champion(registry, "mlp")) == (None, None)
 
     caplog.clear()
     bad = {
@@ -186,20 +186,6 @@ def test_main_exit_codes(registry, tmp_path, caplog):
         "mlp.test.accuracy 0.9802 <= cnn.test.accuracy 0.9871",
     ]
     assert "2 of 3 checks failed" in errors[2]
-    # A failing gate moves no alias, even towards versions it checked.
-    write_json(Path("reports/train/cnn/run.json"), {"model_version": "1"})
-    with pytest.raises(SystemExit):
-        run_main(tmp_path, METRICS, bad)
-    assert (champion(registry, "cnn"), champion(registry, "mlp")) == ("2", None)
-
-    # A version the store does not have: the checks pass but the gate says why it stops.
-    caplog.clear()
-    write_json(Path("reports/train/cnn/run.json"), {"model_version": "7"})
-    with pytest.raises(SystemExit) as exc:
-        run_main(tmp_path, METRICS, ok)
-    assert exc.value.code == gate.EXIT_MISCONFIGURED
-    assert "intro-cnn-cnn version 7 is not in the MLflow store" in caplog.text
-    assert champion(registry, "cnn") == "2"
 
     for metrics, section, message in [
         (METRICS, {}, "Nothing is gated"),
@@ -282,14 +268,8 @@ def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     }
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS | {"thresholds": section}))
-    # Staleness (metrics vs. the workspace's models) is tested in tests/reliability.
-    args = [
-        "--metrics",
-        str(config.COMPARE_METRICS),
-        "--params",
-        str(params),
-        "--no-staleness-check",
-    ]
+    # The proof that the metrics belong to the models is tested in tests/reliability.
+    args = ["--metrics", str(config.COMPARE_METRICS), "--params", str(params), "--unverified"]
 
     gate.main(args)  # the rerun reproduced the baseline: passes
     assert "all 2 checks passed" in caplog.text

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +95,19 @@ def workdir(tmp_path: Path) -> Path:
     """An empty project folder holding only a copy of params.yaml."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     return tmp_path
+
+
+@pytest.fixture
+def foreign_http() -> Iterator[str]:
+    """A plain HTTP server that is not MLflow (a wrong port serving something else)."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

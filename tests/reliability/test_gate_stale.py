@@ -10,7 +10,7 @@ import yaml
 from stages import config, fingerprint
 from stages.files import write_json
 
-from .conftest import ROOT, report, spawn
+from .conftest import ROOT, listing, report, spawn
 
 METRICS = {
     name: {"test": {"accuracy": 0.995 - 0.001 * i}}
@@ -22,7 +22,8 @@ METRICS = {
 def evaluated(tmp_path: Path, monkeypatch, new_store) -> Path:
     """A workspace as evaluate leaves it: models, processed data, metrics and their digests.
 
-    The gate only hashes these files, so their bytes need not be real models.
+    The gate refuses these before it loads a model, so their bytes need not be real models
+    (tests/reliability/test_gate_evidence.py gates real ones).
     """
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["thresholds"].pop("max_drop", None)  # no git baseline here; tested in tests/test_gate.py
@@ -52,11 +53,39 @@ def evaluated(tmp_path: Path, monkeypatch, new_store) -> Path:
     return tmp_path
 
 
-def test_current_metrics_pass(evaluated: Path):
-    store = f"sqlite:///{evaluated / 'mlflow.db'}"
-    outcome = spawn(["stages.gate"], evaluated, MLFLOW_TRACKING_URI=store)
-    assert outcome.code == 0, outcome.stderr
-    assert "all 5 checks passed" in outcome.stderr
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("store", ["corrupt sqlite", "nothing listening", "not mlflow"])
+def test_a_store_the_gate_cannot_use_stops_it_first_with_exit_2(
+    evaluated: Path, store: str, foreign_http: str
+):
+    """Before any check is judged: no "checks passed" followed by a traceback (corrupt
+    mlflow.db), no minutes in MLflow's retries (an unreachable server), no raw MlflowException
+    (a port that serves something else)."""
+    if store == "corrupt sqlite":
+        db = evaluated / "mlflow.db"
+        db.write_bytes(b"this is not a database" * 100)
+        uri, said = f"sqlite:///{db}", "is not a usable SQLite database"
+    elif store == "nothing listening":
+        uri, said = f"http://127.0.0.1:{_free_port()}", "no answer"
+    else:
+        uri, said = foreign_http, "but not as an MLflow tracking server"
+    before = listing(evaluated)
+    outcome = spawn(["stages.gate"], evaluated, timeout=60, MLFLOW_TRACKING_URI=uri)
+    report(f"gate, store: {store}", outcome, "unchanged")
+    assert outcome.code == 2, outcome.stderr
+    assert f"MLflow tracking store {uri} cannot be used" in outcome.stderr and said in (
+        outcome.stderr
+    )
+    assert "Traceback" not in outcome.stderr and "checks passed" not in outcome.stderr
+    assert not any(m.startswith("tensorflow") for m in outcome.heavy)
+    assert listing(evaluated) == before
 
 
 def test_a_retrained_model_makes_the_metrics_stale(evaluated: Path):

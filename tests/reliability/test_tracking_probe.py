@@ -76,6 +76,23 @@ def test_train_fails_before_tensorflow_when_the_server_is_down(workdir: Path):
     assert listing(workdir) == before
 
 
+def test_train_refuses_a_port_that_is_not_mlflow_before_tensorflow(
+    workdir: Path, foreign_http: str
+):
+    """Any HTTP answer below 500 used to pass the probe: training loaded TensorFlow and died
+    14-19 s later with a raw MlflowException."""
+    data = workdir / config.PROCESSED_MNIST
+    data.parent.mkdir(parents=True)
+    data.write_bytes(b"not read: the probe fails first")
+    outcome = spawn(["stages.train", "cnn"], workdir, MLFLOW_TRACKING_URI=foreign_http)
+    report("a port that is not MLflow (train)", outcome, "unchanged")
+    assert outcome.code == 1 and "Traceback" not in outcome.stderr
+    assert "something answers there (HTTP 404), but not as an MLflow tracking server" in (
+        outcome.stderr
+    )
+    assert outcome.heavy == [], outcome.heavy
+
+
 @pytest.mark.parametrize("stage", ["evaluate", "compare", "visualize"])
 def test_other_logging_stages_probe_first(workdir: Path, stage: str):
     db = workdir / "broken.db"

@@ -17,6 +17,7 @@ import os
 import platform
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import warnings
@@ -25,12 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages import files
+from stages import cli, files
 from stages.config import RAW_SOURCES, ROOT
 from stages.mlflow_store import (
+    StoreUnavailable,
     TrackingError,
     artifact_location,
     check_experiment_name,
+    probe_store,
     relocate_store,
     store_lock,
     tracking_uri,
@@ -278,6 +281,50 @@ def mark_stale_runs(client: Any, exp_id: str) -> list[str]:
     return stale
 
 
+def _may_hold_stale_runs(uri: str, experiment: str) -> bool:
+    """Whether experiment ``experiment`` may hold a run :func:`mark_stale_runs` would mark.
+
+    For a local sqlite store this is read from the database itself, without importing MLflow
+    (which costs a second or two): a RUNNING run whose owner on this host is gone. A store not
+    there yet holds none; any other store (a server) may.
+    """
+    if not uri.startswith("sqlite:///"):
+        return True
+    db = Path(uri[len("sqlite:///") :])
+    if not db.exists():
+        return False
+    query = (
+        "SELECT t.value FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
+        "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? "
+        "WHERE e.name = ? AND r.status = 'RUNNING'"
+    )
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            if not {"runs", "tags", "experiments"} <= tables:
+                return False  # no run was ever made there
+            owners = [row[0] for row in con.execute(query, (OWNER_TAG, experiment))]
+    except sqlite3.Error:
+        return True  # a schema this query does not know: MLflow tells
+    parsed = [Owner.parse(tag) for tag in owners]
+    return any(owner is not None and is_alive(owner) is False for owner in parsed)
+
+
+def mark_stale_experiment(uri: str, experiment: str) -> list[str]:
+    """:func:`mark_stale_runs` in experiment ``experiment`` of the store at ``uri``, if it
+    exists (nothing is created). Call under :func:`store_lock`."""
+    if not _may_hold_stale_runs(uri, experiment):
+        return []
+    import mlflow
+
+    quiet_mlflow()
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage != "active":
+        return []
+    return mark_stale_runs(client, found.experiment_id)
+
+
 @dataclass(frozen=True)
 class Execution:
     """Where one stage of one pipeline execution logs: the experiment and the parent run."""
@@ -473,30 +520,54 @@ def set_champions(uri: str, versions: Mapping[str, str]) -> dict[str, str]:
 UI_URL = "http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
+def _mark_stale_if_reachable(uri: str, experiment: str) -> list[str]:
+    """:func:`mark_stale_experiment`, or a warning and nothing when ``uri`` is a server that
+    does not answer (``make repro`` after a ``dvc repro`` that had nothing to do must not fail,
+    nor wait for MLflow's retries, because of it)."""
+    if not uri.startswith("sqlite:///"):
+        try:
+            probe_store(uri)
+        except StoreUnavailable as exc:
+            log.warning("Runs left RUNNING by a dead process were not looked for: %s", exc)
+            return []
+    return mark_stale_experiment(uri, experiment)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m stages.tracking``: relocate the store after the repository was copied or
-    moved, and print where it is (``make ui`` runs this first, with the port it serves on)."""
+    moved, mark KILLED the runs a dead process left RUNNING, and print where the store is
+    (``make ui`` runs this first, with the port it serves on; ``make repro`` after ``dvc
+    repro``, with --quiet)."""
     import argparse
 
     from stages.config import load_params
 
     parser = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, help="print the UI address on this port")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only what was changed (for make repro)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    uri = tracking_uri()
-    with store_lock(uri):
-        changed = relocate_store(uri)
-    log.info("MLflow store %s (%d artifact paths relocated)", uri, changed)
-    if args.port:
-        import mlflow
-
-        quiet_mlflow()
+    with cli.stage("tracking"):
         experiment = load_params().train.experiment
-        found = mlflow.MlflowClient(uri).get_experiment_by_name(experiment)
-        exp_id = found.experiment_id if found else "0"
-        log.info("Open %s", UI_URL.format(port=args.port, experiment_id=exp_id))
+        uri = tracking_uri()
+        with store_lock(uri):
+            changed = relocate_store(uri)
+            stale = _mark_stale_if_reachable(uri, experiment)
+        if changed or not args.quiet:
+            log.info("MLflow store %s (%d artifact paths relocated)", uri, changed)
+        if stale:
+            runs = "run" if len(stale) == 1 else "runs"
+            log.info("marked %d %s left RUNNING by a dead process as KILLED", len(stale), runs)
+        if args.port:
+            import mlflow
+
+            quiet_mlflow()
+            found = mlflow.MlflowClient(uri).get_experiment_by_name(experiment)
+            exp_id = found.experiment_id if found else "0"
+            log.info("Open %s", UI_URL.format(port=args.port, experiment_id=exp_id))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_main(main)

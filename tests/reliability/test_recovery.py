@@ -1,18 +1,25 @@
 """Nothing lost: after a failed run, restoring params.yaml and `dvc repro` brings the previous
 results back from DVC's run cache, without retraining. Real DVC, real training (1 epoch on the
-test subset)."""
+test subset). And nothing left RUNNING: after a hard kill, `python -m stages.tracking` (which
+`make repro` runs after `dvc repro`, and `make ui` before the UI) marks the dead runs KILLED."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from stages import tracking
 from tests.conftest import run, write_params
+from tests.reliability.conftest import spawn
 
 OUTPUTS = (
     "models/cnn_small.keras",
@@ -85,3 +92,60 @@ def test_failed_run_then_restored_params_come_back_from_the_cache(trained_repo: 
     assert gate.returncode == 1 and "checks passed" not in gate.stderr
     assert "models/cnn_small.keras changed since the evaluation" in gate.stderr
     assert "models.cnn_small.epochs (1 -> 2)" in gate.stderr
+
+
+def test_runs_of_a_killed_execution_end_killed_without_any_stage(workdir: Path, new_store):
+    """What `make repro` does after a `dvc repro` that restored everything from the run cache
+    (so no stage opened the store): the runs of a SIGKILLed execution end KILLED, a live
+    execution's (a parallel `dvc exp run`) stay RUNNING, other experiments are not touched."""
+    from mlflow import MlflowClient
+
+    uri = new_store(workdir / "mlflow.db")
+    client = MlflowClient(uri)
+    experiment = yaml.safe_load((workdir / "params.yaml").read_text())["train"]["experiment"]
+    exp_id = tracking.experiment_id(client, uri, experiment)
+    other_id = tracking.experiment_id(client, uri, "someone-else")
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = tracking.process_owner(victim.pid)  # the `dvc repro` about to be SIGKILLed
+    victim.kill()
+    victim.wait()
+    alive = tracking.process_owner()  # this process: a parallel execution still running
+
+    def running(exp: str, owner: tracking.Owner) -> str:
+        return client.create_run(exp, tags={tracking.OWNER_TAG: owner.tag()}).info.run_id
+
+    killed = [running(exp_id, dead), running(exp_id, dead)]
+    live = running(exp_id, alive)
+    elsewhere = running(other_id, dead)
+
+    out = spawn(["stages.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
+    assert out.code == 0, out.errors
+    assert out.errors == ["marked 2 runs left RUNNING by a dead process as KILLED"]
+    for run_id in killed:
+        assert client.get_run(run_id).info.status == "KILLED"
+        assert "gone" in client.get_run(run_id).data.tags[tracking.STALE_TAG]
+    assert client.get_run(live).info.status == "RUNNING"
+    assert client.get_run(elsewhere).info.status == "RUNNING"  # not params' experiment
+
+    # Nothing left to mark (make repro when nothing changed): silent, and MLflow not imported.
+    again = spawn(["stages.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
+    assert again.code == 0 and again.errors == [], again.errors
+    assert "mlflow" not in again.heavy, again.heavy
+    assert client.get_run(live).info.status == "RUNNING"
+    print(f"\nmarking took {out.seconds:.2f} s, nothing to mark {again.seconds:.2f} s")
+
+
+def test_no_experiment_yet_nothing_is_marked_or_made(workdir: Path, new_store):
+    """A project never run (no store) or a store without the experiment: `python -m
+    stages.tracking` marks nothing and creates neither the store nor the experiment."""
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    out = spawn(["stages.tracking"], workdir, MLFLOW_TRACKING_URI=uri)
+    assert out.code == 0, out.errors
+    assert out.errors == [f"MLflow store {uri} (0 artifact paths relocated)"]
+    assert not (workdir / "mlflow.db").exists()
+
+    new_store(workdir / "mlflow.db")
+    out = spawn(["stages.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
+    assert out.code == 0 and out.errors == [], out.errors
+    with contextlib.closing(sqlite3.connect(workdir / "mlflow.db")) as db:
+        assert db.execute("SELECT name FROM experiments").fetchall() == []

@@ -29,8 +29,8 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
-# Then mark KILLED the MLflow runs a hard-killed run left RUNNING (DVC may have restored every
-# stage from its run cache, opening no store); silent when there were none.
+# After dvc repro, mark KILLED the MLflow runs a hard kill left RUNNING (DVC may have restored
+# every stage from its run cache, opening no store); silent when there were none.
 repro: setup
 	$(RUN) dvc repro
 	@$(RUN) python -m stages.tracking --quiet

@@ -13,7 +13,10 @@ SIGTERM is turned into an exception like Ctrl-C, so ``finally`` blocks and conte
 (temporary files, MLflow runs, which then end as FAILED) clean up on the way out. Outputs are
 written at the very end of each stage, inside :func:`committing`, which holds a signal back
 until the last file is in place: an interrupted stage leaves its previous outputs or a complete
-new set, never a mix (DVC records neither, since the stage exits non-zero).
+new set, never a mix. Its last line says which: a signal before the commit wrote nothing; one
+during it (or after it) stops the stage once the new set is complete, and since the stage
+exits non-zero DVC does not record that set: ``dvc commit -f <stage>`` does (a plain ``dvc
+repro <stage>`` would check the previous outputs out of DVC's run cache, or run it again).
 
 Run as a program, a stage calls :func:`run_main` (``if __name__ == "__main__":
 cli.run_main(main)``), which skips the interpreter's last garbage collection on the way out.
@@ -58,9 +61,44 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
 
+# Whether the running stage's outputs are in place (a ``committing`` block has written them
+# all), and whether that block held the signal back; both reset when a stage starts.
+_outputs_written = False
+_signal_held = False
+
+
+def dvc_stage_name(name: str) -> str:
+    """The DVC stage a stage run is: ``$DVC_STAGE`` (set by ``dvc repro`` / ``dvc exp run``
+    for every command it runs, e.g. ``train@cnn``), else ``name`` with ``@`` for its space."""
+    return os.environ.get("DVC_STAGE", "").strip() or name.replace(" ", "@")
+
+
+def interrupted_message(name: str, how: str) -> str:
+    """The one line a stage stopped by a signal ends with: what it left, and what to run."""
+    if not _outputs_written:
+        return (
+            f"{name}: {how} before writing its outputs: none was written, no partial "
+            "outputs were left."
+        )
+    target = dvc_stage_name(name)
+    when = (
+        "it came while they were being written and was held until the last file was in place"
+        if _signal_held
+        else "it came after the last file was in place"
+    )
+    return (
+        f"{name}: {how}, but only after its outputs were completely written ({when}). DVC "
+        f"has not recorded them (dvc.lock was not updated): run `dvc commit -f {target}` to "
+        f"record them as they are. A plain `dvc repro {target}` would not: it checks the "
+        "previous outputs out of DVC's run cache, or runs the stage again."
+    )
+
+
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
     """Run a stage body with the shared exit codes; see the module docstring."""
+    global _outputs_written, _signal_held
+    _outputs_written = _signal_held = False
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
@@ -72,10 +110,10 @@ def stage(name: str) -> Iterator[None]:
         log.error("%s failed: %s", name, exc)
         sys.exit(EXIT_FAILED)
     except Terminated:
-        log.error("%s: terminated (SIGTERM); no partial outputs were left.", name)
+        log.error("%s", interrupted_message(name, "terminated (SIGTERM)"))
         sys.exit(EXIT_SIGTERM)
     except KeyboardInterrupt:
-        log.error("%s: interrupted (Ctrl-C); no partial outputs were left.", name)
+        log.error("%s", interrupted_message(name, "interrupted (Ctrl-C)"))
         sys.exit(EXIT_SIGINT)
     except MemoryError:
         log.error(
@@ -148,7 +186,12 @@ def _deliver(signum: int) -> None:
 
 @contextlib.contextmanager
 def committing() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while a stage writes its outputs, then deliver them."""
+    """Hold SIGINT and SIGTERM back while a stage writes its outputs, then deliver them.
+
+    Once the block has ended normally the outputs are complete, and the stage's last line says
+    so if a signal (held here, or arriving later) stops it.
+    """
+    global _outputs_written, _signal_held
     caught: list[int] = []
 
     def hold(signum: int, frame: FrameType | None) -> None:
@@ -156,7 +199,9 @@ def committing() -> Iterator[None]:
 
     with _handling(hold):
         yield
+        _outputs_written = True
     if caught:
+        _signal_held = True
         _deliver(signal.SIGTERM if signal.SIGTERM in caught else caught[0])
 
 

@@ -99,3 +99,67 @@ def test_run_main_freezes_what_is_left_and_keeps_exit_codes_and_atexit(exit_code
     assert out.returncode == exit_code
     assert out.stdout.strip() == "frozen True"
     assert "INFO:x:logged" in out.stderr
+
+
+# What a stage says when a signal stops it, by where the signal came (real signals, in-process).
+def _stopped(caplog, monkeypatch, where: str, sig=signal.SIGTERM, dvc_stage: str | None = None):
+    if dvc_stage is None:
+        monkeypatch.delenv("DVC_STAGE", raising=False)
+    else:
+        monkeypatch.setenv("DVC_STAGE", dvc_stage)
+    written: list[str] = []
+    with pytest.raises(SystemExit) as exited, cli.stage("train cnn"):
+        if where == "before":
+            os.kill(os.getpid(), sig)
+        with cli.committing():
+            if where == "during":
+                os.kill(os.getpid(), sig)
+            written += ["model", "metrics"]
+        if where == "after":
+            os.kill(os.getpid(), sig)
+        pytest.fail("the signal should have stopped the stage")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1, errors
+    return exited.value.code, errors[0], written
+
+
+def test_a_signal_before_the_commit_says_nothing_was_written(caplog, monkeypatch):
+    code, message, written = _stopped(caplog, monkeypatch, "before")
+    assert (code, written) == (143, [])
+    assert message == (
+        "train cnn: terminated (SIGTERM) before writing its outputs: none was written, "
+        "no partial outputs were left."
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_commit_says_the_outputs_were_written_and_how_to_record_them(
+    caplog, monkeypatch, sig
+):
+    code, message, written = _stopped(caplog, monkeypatch, "during", sig)
+    assert code == 128 + sig and written == ["model", "metrics"]
+    how = "terminated (SIGTERM)" if sig == signal.SIGTERM else "interrupted (Ctrl-C)"
+    assert message.startswith(
+        f"train cnn: {how}, but only after its outputs were completely written (it came "
+        "while they were being written and was held until the last file was in place). "
+        "DVC has not recorded them (dvc.lock was not updated): run `dvc commit -f train@cnn`"
+    )
+    assert "A plain `dvc repro train@cnn` would not" in message
+    assert "no partial outputs" not in message and "none was written" not in message
+
+
+def test_a_signal_after_the_commit_says_so_and_names_dvcs_stage(caplog, monkeypatch):
+    code, message, _ = _stopped(caplog, monkeypatch, "after", dvc_stage="train@cnn_small")
+    assert code == 143
+    assert "only after its outputs were completely written (it came after the last " in message
+    assert "`dvc commit -f train@cnn_small`" in message  # DVC's own name for the stage
+
+
+def test_a_new_stage_forgets_the_last_ones_commit(caplog, monkeypatch):
+    with pytest.raises(SystemExit), cli.stage("first"):
+        with cli.committing():
+            pass
+        raise cli.StageError("after its commit")
+    caplog.clear()
+    code, message, _ = _stopped(caplog, monkeypatch, "before")
+    assert code == 143 and "none was written" in message

@@ -29,9 +29,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
-# After dvc repro, mark KILLED the MLflow runs a hard kill left RUNNING (DVC may have restored
-# every stage from its run cache, opening no store); silent when there were none.
+# First check the file MNIST_LOCAL names, when set: DVC tracks neither the variable nor the file,
+# so an up-to-date download would never read it (exit 2 when bad; says what dvc repro will do).
+# After the pipeline, mark KILLED the MLflow runs a hard kill left RUNNING (DVC may have restored every
+# stage from its run cache, opening no store); silent when there were none.
 repro: setup
+	@if [ -n "$$MNIST_LOCAL" ]; then $(RUN) python -m stages.download --check-local; fi
 	$(RUN) dvc repro
 	@$(RUN) python -m stages.tracking --quiet
 

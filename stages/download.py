@@ -30,6 +30,7 @@ warning and ``"fallback": true`` in ``data/raw/sources.json``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
@@ -42,9 +43,10 @@ import time
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pooch
 import requests
 import urllib3
@@ -59,7 +61,14 @@ from stages.config import (
     DataConfig,
     load_params,
 )
-from stages.files import atomic_dir, file_sha256, write_json, write_npz
+from stages.files import (
+    array_sha256,
+    atomic_dir,
+    file_sha256,
+    read_json,
+    write_json,
+    write_npz,
+)
 from stages.raw_formats import (
     Arrays,
     Record,
@@ -298,6 +307,17 @@ _SOURCE_ERRORS = (
 )
 
 
+def local_failure(cfg: DataConfig, exc: BaseException) -> str:
+    """Why the user's own MNIST file cannot be used, and what to do about it."""
+    location, origin = local_location(cfg)
+    others = ", ".join(s for s in cfg.sources if s != "local") or "the other sources"
+    return (
+        f"The MNIST file set by {origin} ({location}) cannot be used: "
+        f"{short_reason(exc).rstrip('.')}. "
+        f"Fix or replace it, or unset {origin} to download from {others}."
+    )
+
+
 def _where(name: str, cfg: DataConfig) -> str:
     return {
         "local": local_location(cfg)[0],
@@ -331,13 +351,7 @@ def fetch_mnist(cfg: DataConfig, workdir: Path) -> tuple[Arrays, Record]:
             if name == "local":
                 # The user named this file: a failed check is theirs to fix, not a reason to
                 # quietly fetch something else.
-                location, origin = local_location(cfg)
-                raise DownloadError(
-                    f"The MNIST file set by {origin} ({location}) cannot be used: "
-                    f"{short_reason(exc).rstrip('.')}. "
-                    f"Fix or replace it, or unset {origin} to download from "
-                    f"{', '.join(s for s in cfg.sources if s != 'local') or 'the other sources'}."
-                ) from exc
+                raise DownloadError(local_failure(cfg, exc)) from exc
             logger.warning(
                 "MNIST source %s (%s) failed: %s", name, _where(name, cfg), short_reason(exc)
             )
@@ -465,7 +479,103 @@ def write_image_dir(source: Path, name: str, target_dir: Path = RAW_IMAGE_DIR) -
     return target_dir / name
 
 
-def main() -> None:
+# --------------------------------------------------------------------------------------
+# `python -m stages.download --check-local`: the user's file, checked before `dvc repro`.
+# --------------------------------------------------------------------------------------
+class LocalCheckError(ValueError):
+    """The MNIST file the user named cannot be used; the message names it, the problem and
+    the fix."""
+
+
+def _arrays_in(path: Path) -> Record | None:
+    """The SHA-256 of each array of a Keras-layout ``path``; None when missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: array_sha256(npz[name]) for name in sorted(npz.files)}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def check_local(
+    cfg: DataConfig, raw_mnist: Path = RAW_MNIST, raw_sources: Path = RAW_SOURCES
+) -> str:
+    """Check the MNIST file ``$MNIST_LOCAL`` (or ``data.local``) names as the stage would, and
+    say what ``dvc repro`` will do with it; raise :class:`LocalCheckError` when it is bad.
+
+    DVC does not track ``$MNIST_LOCAL``, nor the content of the file either setting names: an
+    up-to-date ``download`` is never rerun for it, so its file would go unread. Reads nothing
+    but that file (a URL is fetched to a temporary folder) and ``data/raw``; writes nothing.
+    """
+    location, origin = local_location(cfg)
+    if not location:
+        return f"Neither {MNIST_LOCAL_ENV} nor data.local is set: no local MNIST file to check."
+    if "local" not in cfg.sources:
+        raise LocalCheckError(
+            f"{origin} is set ({location}), but data.sources {list(cfg.sources)} does not list "
+            f"`local`, so the download stage would never read it. Add `local` to data.sources "
+            f"in params.yaml, or unset {origin}."
+        )
+    with tempfile.TemporaryDirectory(prefix="intro-cnn-check-local-") as tmp:
+        try:
+            arrays, record = source_local(cfg, Path(tmp))
+            content = verify_arrays(arrays, cfg.content_sha256)
+        except _SOURCE_ERRORS as exc:
+            raise LocalCheckError(
+                f"{local_failure(cfg, exc)} Nothing was written ({raw_mnist.parent} is unchanged)."
+            ) from exc
+    good = f"{origin} ({location}) is good MNIST (shapes, dtypes and data.content_sha256 match)."
+    untracked = (
+        f"DVC tracks neither {MNIST_LOCAL_ENV} nor the file's content"
+        if origin == MNIST_LOCAL_ENV
+        else "DVC tracks data.local's value, not the file's content"
+    )
+    if _arrays_in(raw_mnist) != content:
+        state = "does not exist" if not raw_mnist.exists() else "holds other arrays"
+        return (
+            f"{good} {raw_mnist} {state}: dvc repro reruns download, which reads this file, "
+            f"only if DVC finds the stage changed and not in its run cache ({untracked}); "
+            "`dvc repro -f download` always reads it."
+        )
+    try:
+        previous = read_json(raw_sources)["mnist"]
+    except (OSError, ValueError, KeyError, TypeError):
+        previous = {}
+    same = previous.get("source") == "local" and previous.get("file_sha256") == record.get(
+        "file_sha256"
+    )
+    holds = f"{good} {raw_mnist} already holds these arrays"
+    if same:
+        return (
+            f"{holds}; dvc repro will not rerun download, and {raw_sources} already names "
+            "this file as their source."
+        )
+    where = previous.get("location") or "unknown location"
+    return (
+        f"{holds}; dvc repro will not rerun download for it ({untracked}), so "
+        f"{raw_sources} keeps naming the previous source ({previous.get('source', 'unknown')}: "
+        f"{where}). Run `dvc repro -f download` to record this file as the source."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.download", description="The download stage (dvc.yaml)."
+    )
+    parser.add_argument(
+        "--check-local",
+        action="store_true",
+        help=f"only check the file ${MNIST_LOCAL_ENV} or data.local names, as the stage would, "
+        "and say whether dvc repro will use it (make repro runs this first); writes nothing",
+    )
+    args = parser.parse_args([] if argv is None else argv)
+    if args.check_local:
+        with cli.stage("download --check-local"):
+            try:
+                logger.info("%s", check_local(load_params().data))
+            except LocalCheckError as exc:
+                logger.error("%s", exc)
+                sys.exit(cli.EXIT_CONFIG)
+        return
     start = time.perf_counter()
     with cli.stage("download"):
         cfg = load_params().data
@@ -481,15 +591,16 @@ def main() -> None:
                     write_json(RAW_SOURCES, {"mnist": mnist_record, "image": image_record})
         except DownloadError as exc:
             raise cli.StageError(str(exc)) from exc
-    logger.info(
-        "Wrote %s (sha256 %s), %s and %s in %.1f s",
-        RAW_MNIST,
-        file_sha256(RAW_MNIST),
-        written,
-        RAW_SOURCES,
-        time.perf_counter() - start,
-    )
+        # Inside the stage: a signal here finds the outputs written, and its line says so.
+        logger.info(
+            "Wrote %s (sha256 %s), %s and %s in %.1f s",
+            RAW_MNIST,
+            file_sha256(RAW_MNIST),
+            written,
+            RAW_SOURCES,
+            time.perf_counter() - start,
+        )
 
 
 if __name__ == "__main__":
-    cli.run_main(main)
+    cli.run_main(lambda: main(sys.argv[1:]))

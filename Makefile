@@ -31,7 +31,7 @@ setup: $(STAMP)
 
 # First check the file MNIST_LOCAL names, when set: DVC tracks neither the variable nor the file,
 # so an up-to-date download would never read it (exit 2 when bad; says what dvc repro will do).
-# After the pipeline, mark KILLED the MLflow runs a hard kill left RUNNING (DVC may have restored every
+# After it, mark KILLED the MLflow runs a hard kill left RUNNING (DVC may have restored every
 # stage from its run cache, opening no store); silent when there were none.
 repro: setup
 	@if [ -n "$$MNIST_LOCAL" ]; then $(RUN) python -m stages.download --check-local; fi

@@ -58,6 +58,12 @@ def gaussian_1d(taps: int, halfwidth: float) -> np.ndarray:
     """
     if taps < 1:
         raise ValueError(f"convolutions.gauss_taps must be at least 1, got {taps}.")
+    if taps % 2 == 0:
+        # scipy.ndimage centres a kernel on tap taps // 2: an even one shifts every output.
+        raise ValueError(
+            f"convolutions.gauss_taps must be odd so the Gaussian is centred on a tap (got "
+            f"{taps}); use {taps - 1} or {taps + 1}."
+        )
     if not halfwidth > 0:
         raise ValueError(f"convolutions.gauss_halfwidth must be positive, got {halfwidth}.")
     g = np.exp(-(np.linspace(-halfwidth, halfwidth, taps) ** 2))
@@ -284,6 +290,34 @@ def make_figures(arrays: Mapping[str, np.ndarray], lang: str) -> dict[str, Figur
 # --------------------------------------------------------------------------------------
 # Edge: files
 # --------------------------------------------------------------------------------------
+def min_image_side(taps: int) -> int:
+    """Smallest width and height the image demos accept: twice the 2-D kernel's side.
+
+    The blur and the edge filter are ``taps x taps``; within ``taps // 2`` pixels of a border
+    they read reflected pixels (``mode="reflect"``). With sides of at least ``2 * taps``, more
+    than half of the rows and of the columns of the blurred and edge images are computed from
+    the image alone; below that the figures mostly show the padding, and an image smaller
+    than the kernel shows nothing at all (a 1x1 one: every image figure one flat colour).
+    Checked on the decoded image, before scipy or matplotlib is imported.
+    """
+    return 2 * taps
+
+
+def check_image_size(path: str | Path, image: np.ndarray, taps: int) -> None:
+    """Refuse an image too small for the demos (see :func:`min_image_side`) naming the fix."""
+    height, width = np.asarray(image).shape[:2]
+    side = min_image_side(taps)
+    if width < side or height < side:
+        raise ValueError(
+            f"{Path(path).as_posix()} is {width}x{height} pixels, smaller than the {side}x{side} "
+            f"the convolution demos need (twice the {taps}x{taps} kernel of "
+            "convolutions.gauss_taps on each side, so that most of each blurred and edge "
+            "image comes from the image itself, not its reflected border): use a larger image "
+            "(DEMO_IMAGE=/path/to/image.jpg or data.image_local, then `dvc repro download`) "
+            "or fewer convolutions.gauss_taps."
+        )
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """The image as ``(H, W, 3)`` uint8 RGB (greyscale and alpha images are converted)."""
     from PIL import Image
@@ -298,6 +332,7 @@ def main() -> None:
         try:
             image_path = config.raw_image_path()
             image = load_image(image_path)
+            check_image_size(image_path, image, params.convolutions.gauss_taps)
             arrays = compute_all(params.convolutions, image)
             figures = make_figures(arrays, params.report.lang)
             # Render everything before writing anything: a failure leaves no partial set.
@@ -305,7 +340,7 @@ def main() -> None:
                 f"{name}.png": plotting.figure_png_bytes(fig, params.report.dpi)
                 for name, fig in figures.items()
             }
-        except (OSError, ValueError) as exc:  # missing/corrupt image
+        except (OSError, ValueError) as exc:  # missing, corrupt or too small image
             raise cli.StageError(str(exc)) from exc
         summary = summarize(arrays)
         summary["image"] = {

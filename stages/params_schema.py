@@ -94,6 +94,15 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _odd_taps(value: int) -> int:
+    # scipy.ndimage puts a kernel's origin on tap size // 2: with an even size the Gaussian's
+    # peak falls between two taps, and every blur and edge map shifts by half a pixel.
+    if value % 2 == 0:
+        fix = f"use {value - 1} or {value + 1}"
+        raise _fail("odd", f"must be odd so the Gaussian is centred on a tap; {fix}")
+    return value
+
+
 Name = Annotated[str, Strict(), AfterValidator(_not_blank)]
 # A path or URL that may be left empty (``key:`` with no value reads as empty too).
 OptionalText = Annotated[str, Strict(), BeforeValidator(lambda v: "" if v is None else v)]
@@ -218,8 +227,9 @@ class ConvolutionsConfig:
     # The notebook's numbers: RandomState(2), 200 steps, 15-tap Gaussian on [-2, 2].
     walk_seed: Seed
     walk_steps: Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
-    # The 2-D filter is taps x taps over every pixel: more than ~100 takes minutes.
-    gauss_taps: Annotated[int, Strict(), Field(ge=1, le=101)]
+    # The 2-D filter is taps x taps over every pixel: more than ~100 takes minutes. Odd, so
+    # the Gaussian (and the 2-D one, its outer product) has a centre tap.
+    gauss_taps: Annotated[int, Strict(), Field(ge=1, le=101), AfterValidator(_odd_taps)]
     gauss_halfwidth: Annotated[float, Strict(), Field(allow_inf_nan=False, gt=0, le=100)]
 
 

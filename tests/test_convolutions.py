@@ -70,8 +70,25 @@ def test_gaussian_1d_is_normalised_symmetric_and_peaked(g):
     assert g[0] / g[7] == pytest.approx(np.exp(-4.0), rel=1e-12)
     with pytest.raises(ValueError, match="gauss_taps"):
         gaussian_1d(0, 2.0)
+    with pytest.raises(ValueError, match=r"gauss_taps must be odd .* use 15 or 17"):
+        gaussian_1d(16, 2.0)
     with pytest.raises(ValueError, match="gauss_halfwidth"):
         gaussian_1d(15, 0.0)
+
+
+@pytest.mark.parametrize("taps", [1, 3, 5, 15, 17, 101])
+def test_odd_gaussians_peak_on_their_centre_tap(taps):
+    # scipy.ndimage centres a kernel on tap taps // 2: the peak must be there, and symmetric.
+    g = gaussian_1d(taps, 2.0)
+    assert np.argmax(g) == taps // 2
+    np.testing.assert_allclose(g, g[::-1], rtol=0, atol=1e-16)
+    g2d = gaussian_2d(g)
+    assert np.unravel_index(np.argmax(g2d), g2d.shape) == (taps // 2, taps // 2)
+
+
+def test_even_taps_are_refused_by_the_schema():
+    with pytest.raises(ValueError, match="must be odd"):
+        config.ConvolutionsConfig(walk_seed=2, walk_steps=200, gauss_taps=16, gauss_halfwidth=2.0)
 
 
 def test_gaussian_2d_is_the_outer_product_and_sums_to_one(g, g2d):
@@ -309,3 +326,30 @@ def test_main_with_corrupt_image_fails_cleanly(tmp_path, monkeypatch, caplog):
     assert exc.value.code == 1
     assert "image.jpg" in caplog.text
     assert not (tmp_path / config.CONV_DIR).exists()
+
+
+def test_check_image_size_needs_twice_the_kernel_on_each_side():
+    assert convolutions.min_image_side(15) == 30
+    convolutions.check_image_size("image.png", _small_image(30, 30), 15)
+    convolutions.check_image_size("image.png", _small_image(10, 10), 5)
+    for h, w in [(1, 1), (5, 5), (29, 30), (30, 29), (600, 29)]:
+        with pytest.raises(
+            ValueError, match=rf"image.png is {w}x{h} pixels, smaller than the 30x30"
+        ):
+            convolutions.check_image_size("image.png", _small_image(h, w), 15)
+
+
+def test_main_refuses_a_1x1_image_and_keeps_the_previous_figures(tmp_path, monkeypatch, caplog):
+    _stage_dir(tmp_path, monkeypatch)
+    image_dir = tmp_path / config.RAW_IMAGE_DIR
+    image_dir.mkdir(parents=True)
+    Image.new("RGB", (1, 1), (200, 100, 50)).save(image_dir / "image.png")
+    out = tmp_path / config.CONV_DIR
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text("previous", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        convolutions.main()
+    assert exc.value.code == 1
+    assert "data/raw/image/image.png is 1x1 pixels, smaller than the 30x30" in caplog.text
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
+    assert (out / "summary.json").read_text(encoding="utf-8") == "previous"

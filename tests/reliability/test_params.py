@@ -92,6 +92,14 @@ BATTERY = [
     # convolutions
     ("convolutions/walk_steps", 0, "convolutions.walk_steps = 0"),
     ("convolutions/gauss_taps", 100001, "convolutions.gauss_taps = 100001"),
+    (
+        "convolutions/gauss_taps",
+        16,
+        "convolutions.gauss_taps = 16: must be odd so the Gaussian is centred on a tap; "
+        "use 15 or 17",
+    ),
+    ("convolutions/gauss_taps", 100, "convolutions.gauss_taps = 100: must be odd"),
+    ("convolutions/gauss_taps", 2, "centred on a tap; use 1 or 3"),
     ("convolutions/gauss_halfwidth", 0.0, "convolutions.gauss_halfwidth = 0.0"),
     ("convolutions/walk_seed", -2, "convolutions.walk_seed = -2"),
     # report
@@ -171,6 +179,7 @@ PER_SECTION = [
     ("models-name", "train", "models/cnnn", BASE["models"]["cnn"], "models.cnnn: no model"),
     ("evaluate", "evaluate", "evaluate/batch_size", 0, "evaluate.batch_size = 0"),
     ("convolutions", "convolutions", "convolutions/gauss_halfwidth", -2.0, "gauss_halfwidth"),
+    ("convolutions-even", "convolutions", "convolutions/gauss_taps", 16, "use 15 or 17"),
     ("report", "visualize", "report/lang", "fr", "report.lang = 'fr'"),
     ("report-dpi", "report", "report/dpi", 0, "report.dpi = 0"),
     ("thresholds", "gate", "thresholds/min/cnn/test.accuracy", 98.5, "test.accuracy = 98.5"),

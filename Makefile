@@ -36,11 +36,11 @@ setup: $(STAMP)
 repro: setup
 	@if [ -n "$$MNIST_LOCAL" ]; then $(RUN) python -m stages.download --check-local; fi
 	$(RUN) dvc repro
-	@$(RUN) python -m stages.tracking --quiet
+	@$(RUN) python -m intro_cnn.commands.tracking --quiet
 
 lint: setup
-	$(BIN)/ruff check stages tests benchmarks scripts
-	$(BIN)/ruff format --check stages tests benchmarks scripts
+	$(BIN)/ruff check intro_cnn stages tests benchmarks scripts
+	$(BIN)/ruff format --check intro_cnn stages tests benchmarks scripts
 
 test: lint
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -50,7 +50,7 @@ test-quick: lint
 
 # GATE_ARGS="--baseline origin/main": the revision whose committed metrics max_drop compares with.
 gate: setup
-	$(RUN) python -m stages.gate $(GATE_ARGS)
+	$(RUN) python -m intro_cnn.commands.gate $(GATE_ARGS)
 
 # How metrics and params moved against a git revision (BASE, default HEAD); DIFF_ARGS=--md for
 # markdown.
@@ -65,7 +65,7 @@ bench: setup
 # Classify your own images: make predict IMG=photo.jpg (several: IMG="a.png b.jpg").
 predict: setup
 	@test -n "$(IMG)" || { echo 'Name the image(s): make predict IMG=path/to/digit.png' >&2; exit 2; }
-	$(RUN) python -m stages.predict $(IMG)
+	$(RUN) python -m intro_cnn.commands.predict $(IMG)
 
 # The whole pipeline cold in a fresh clone: wall time and peak memory per stage, beside the
 # notebook's way in one plain script (BENCH_ARGS="--side pipeline --reuse-models": no training).
@@ -75,12 +75,12 @@ bench-pipeline: setup
 bench-robustness: setup
 	$(RUN) python benchmarks/robustness.py
 
-# The store follows the repository when it is copied or moved (stages.tracking relocates it
+# The store follows the repository when it is copied or moved (intro_cnn.commands.tracking relocates it
 # and prints the address). UI_PORT=0 (the default) picks a free port.
 UI_PORT ?= 0
 ui: setup
 	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", $(UI_PORT))); print(s.getsockname()[1])') && \
-	$(RUN) python -m stages.tracking --port $$port && \
+	$(RUN) python -m intro_cnn.commands.tracking --port $$port && \
 	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $$port
 
 # A team's shared services on this machine: PostgreSQL + mlflow server + SeaweedFS S3

@@ -27,7 +27,7 @@ def train_all(mnist: str) -> tuple[dict, object, np.ndarray]:
     """Fit and test every model; the results, the trained cnn and the test images."""
     import keras
 
-    from stages import config, models
+    from intro_cnn import config, models
 
     with np.load(mnist) as f:
         x_train, y_train, x_test, y_test = (

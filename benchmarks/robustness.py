@@ -1,10 +1,10 @@
-"""How well does ``python -m stages.predict`` read digits as users send them?
+"""How well does ``python -m intro_cnn.commands.predict`` read digits as users send them?
 
 Takes the MNIST test digits, renders each as a user would submit it (a larger canvas, dark ink
 on light paper, off-centre, rescaled, slightly rotated, JPEG-compressed), runs them through the
-predict path (the MNIST recipe of stages/digits.py, then the network) and compares the accuracy
-with the plain test accuracy (the 28×28 tensors straight into the network). One transformation
-at a time, then all together.
+predict path (the MNIST recipe of intro_cnn/data/digits.py, then the network) and compares the
+accuracy with the plain test accuracy (the 28×28 tensors straight into the network). One
+transformation at a time, then all together.
 
     python benchmarks/robustness.py                       # models/cnn.keras, all 10 000 digits
     python benchmarks/robustness.py --model models/cnn_small.keras --n 2000 --seed 2
@@ -28,7 +28,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stages import config, digits
+from intro_cnn import config
+from intro_cnn.data import digits
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ TRANSFORMS: dict[str, Callable[[np.random.Generator], Render]] = {
 
 
 def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
-    from stages.predict import classify
+    from intro_cnn.commands.predict import classify
 
     probs = np.concatenate(
         [classify(model, images[i : i + 500]) for i in range(0, len(images), 500)]

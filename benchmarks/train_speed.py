@@ -57,8 +57,8 @@ def _setup(
 ) -> tuple:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
-    from stages import config
-    from stages.dataset import load_processed
+    from intro_cnn import config
+    from intro_cnn.data.dataset import load_processed
 
     params = config.load_params()
     cfg = replace(params.model(model_name), epochs=epochs)
@@ -74,7 +74,7 @@ def _setup(
 def _notebook_arrays(data: dict) -> tuple:
     import numpy as np
 
-    from stages.dataset import one_hot
+    from intro_cnn.data.dataset import one_hot
 
     # The notebook's fit sees train + validation rows and splits off the last 10 % itself.
     x = np.concatenate([data["x_train"], data["x_val"]])
@@ -83,7 +83,7 @@ def _notebook_arrays(data: dict) -> tuple:
 
 
 def _test_accuracy(model, data: dict) -> float:
-    from stages.dataset import one_hot
+    from intro_cnn.data.dataset import one_hot
 
     _, acc = model.evaluate(data["x_test"], one_hot(data["y_test"]), batch_size=1024, verbose=0)
     return float(acc)
@@ -99,8 +99,8 @@ def interleave(
     params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, None, seed)
     import keras
 
-    from stages.models import build_model
-    from stages.train import (
+    from intro_cnn.models import build_model
+    from intro_cnn.training.train import (
         compile_model,
         configure_tensorflow,
         epoch_timer,
@@ -186,10 +186,10 @@ def models_side_by_side(
 
     import keras
 
-    from stages import config
-    from stages.dataset import load_processed
-    from stages.models import build_model, fused_batch_norm
-    from stages.train import (
+    from intro_cnn import config
+    from intro_cnn.data.dataset import load_processed
+    from intro_cnn.models import build_model, fused_batch_norm
+    from intro_cnn.training.train import (
         compile_model,
         configure_tensorflow,
         epoch_timer,
@@ -245,8 +245,8 @@ def trial(
     params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, det, seed)
     import keras
 
-    from stages.models import build_model
-    from stages.train import compile_model, configure_tensorflow, fit, resolve_precision
+    from intro_cnn.models import build_model
+    from intro_cnn.training.train import compile_model, configure_tensorflow, fit, resolve_precision
 
     # Seed before building: Keras draws the initial weights when the model is built.
     if variant == "notebook":

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import files, train
-from stages.files import write_json, write_npz, write_text
+from intro_cnn.runtime import files
+from intro_cnn.runtime.files import write_json, write_npz, write_text
+from intro_cnn.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
@@ -26,6 +27,7 @@ VENV_BIN = Path(sys.executable).parent
 # Copied into a temporary repo for pipeline tests: everything the stages need, nothing built.
 REPO_FILES = (
     "stages",
+    "intro_cnn",
     "params.yaml",
     "dvc.yaml",
     "pyproject.toml",
@@ -245,9 +247,9 @@ def tiny_cnn(tmp_path_factory, subset) -> Path:
     real network for the predict, serving and drawing-pad tests (not an accurate one)."""
     import keras
 
-    from stages.dataset import one_hot
-    from stages.models import build_model
-    from stages.preprocess import to_float_images
+    from intro_cnn.data.dataset import one_hot
+    from intro_cnn.data.preprocess import to_float_images
+    from intro_cnn.models import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model("cnn", "float32")
@@ -332,8 +334,11 @@ def build_project(
     """
     from mlflow import MlflowClient
 
-    from stages import compare, config, evaluate, mlflow_store, tracking, train, train_outputs
-    from stages.models import build_model
+    from intro_cnn import config, tracking
+    from intro_cnn.evaluation import compare, evaluate
+    from intro_cnn.models import build_model
+    from intro_cnn.tracking import mlflow_store
+    from intro_cnn.training import train, train_outputs
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for cfg in raw["models"].values():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import cli
+from intro_cnn.runtime import cli
 
 
 def test_a_signal_during_a_gentle_block_stops_the_loop_and_is_raised_at_its_end():

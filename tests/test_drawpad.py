@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import digits, drawpad, i18n
-from stages import report as rp
+from intro_cnn import i18n
+from intro_cnn.data import digits
+from intro_cnn.reporting import drawpad
+from intro_cnn.reporting import report as rp
 from tests.test_digits import as_paper
 from tests.test_report import external_references, fake_inputs
 
@@ -108,7 +110,7 @@ def test_weights_read_without_keras_match_keras(tiny_cnn):
 
 
 def test_models_the_page_cannot_run_are_refused(tmp_path):
-    from stages.models import build_model
+    from intro_cnn.models import build_model
 
     path = tmp_path / "mlp.keras"
     build_model("mlp").save(path)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import config, train_outputs
+from intro_cnn import config
+from intro_cnn.training import train_outputs
 from tests.conftest import ROOT, run
 
 TEMPLATE = ROOT / "plots" / "offline.html"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import evaluate as ev
-from stages.config import ROOT
-from stages.files import read_json, write_json, write_npz
+from intro_cnn.config import ROOT
+from intro_cnn.evaluation import evaluate as ev
+from intro_cnn.runtime.files import read_json, write_json, write_npz
 
 BIAS = 5.0  # logit of the favoured class; the other nine get 0
 
@@ -168,7 +168,7 @@ def mlflow_store(tmp_path, monkeypatch, new_store) -> str:
 
 
 def test_layer_rows_of_a_real_model():
-    from stages.models import build_model
+    from intro_cnn.models import build_model
 
     rows = ev.layer_rows(build_model("cnn_small"))
     row = {"name": "image", "type": "InputLayer", "output_shape": "28 × 28 × 1", "params": 0}
@@ -188,8 +188,8 @@ def test_log_model_writes_this_execution_only(mlflow_store, tmp_path, test_split
     execution; a run of an earlier execution is left exactly as it was, and linked."""
     from mlflow import MlflowClient
 
-    from stages import tracking
-    from stages.mlflow_store import tracking_uri
+    from intro_cnn import tracking
+    from intro_cnn.tracking.mlflow_store import tracking_uri
 
     x, y = test_split
     write_npz("data/processed/mnist.npz", {"x_test": x, "y_test": y.astype(np.uint8)})
@@ -272,7 +272,7 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
 
     from mlflow import MlflowClient
 
-    from stages import tracking
+    from intro_cnn import tracking
 
     client = MlflowClient(mlflow_store)
     execution = tracking.open_execution(client, mlflow_store, "intro-cnn")

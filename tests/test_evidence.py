@@ -1,9 +1,9 @@
-"""The gate's proof that metrics belong to the models (stages/evidence.py): the comparison of
-what a file says with what the model measures, on hand-checked numbers."""
+"""The gate's proof that metrics belong to the models (intro_cnn/evaluation/evidence.py): the
+comparison of what a file says with what the model measures, on hand-checked numbers."""
 
 from __future__ import annotations
 
-from stages import evidence
+from intro_cnn.evaluation import evidence
 
 MEASURED = evidence.Measured(
     {

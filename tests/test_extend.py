@@ -1,4 +1,4 @@
-"""Adding a model touches two files: its architecture in stages/architectures/ and its entry in
+"""Adding a model touches two files: its architecture in intro_cnn/architectures/ and its entry in
 params.yaml.
 
 The slow test adds a sixth network to a copy of the trained subset project, checks that git
@@ -15,7 +15,7 @@ import re
 import pytest
 import yaml
 
-from stages import config
+from intro_cnn import config
 from tests.conftest import run, write_params
 
 NEW = "tiny"
@@ -24,7 +24,7 @@ ARCHITECTURE = f'''"""Flatten-Dense10, the smallest MNIST classifier (7,850 para
 import keras
 from keras import layers
 
-from stages.models import INPUT_SHAPE, output_layer
+from intro_cnn.models import INPUT_SHAPE, output_layer
 
 
 def build() -> keras.Model:
@@ -38,7 +38,7 @@ def build() -> keras.Model:
 @pytest.mark.pipeline
 def test_a_sixth_model_is_a_file_and_a_params_entry_and_trains_alone(trained_repo):
     repo = trained_repo
-    (repo / "stages" / "architectures" / f"{NEW}.py").write_text(ARCHITECTURE)
+    (repo / "intro_cnn" / "architectures" / f"{NEW}.py").write_text(ARCHITECTURE)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     trained = list(params["models"])
     names = [*trained, NEW]
@@ -53,7 +53,7 @@ def test_a_sixth_model_is_a_file_and_a_params_entry_and_trains_alone(trained_rep
     changed = run(["git", "status", "--porcelain"], repo).stdout.split("\n")
     assert sorted(line[3:] for line in changed if line) == [
         "params.yaml",
-        f"stages/architectures/{NEW}.py",
+        f"intro_cnn/architectures/{NEW}.py",
     ]
     models_before = {name: (repo / config.model_path(name)).read_bytes() for name in trained}
 

@@ -1,4 +1,4 @@
-"""Tests of the metric gate (stages/gate.py): checks, messages and exit codes."""
+"""Tests of the metric gate (intro_cnn/commands/gate.py): checks, messages and exit codes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import config, gate
-from stages.config import ROOT, ConfigError, parse_params
-from stages.files import write_json
+from intro_cnn import config
+from intro_cnn.commands import gate
+from intro_cnn.config import ROOT, ConfigError, parse_params
+from intro_cnn.runtime.files import write_json
 
 METRICS = {
     "cnn": {"test": {"accuracy": 0.9871, "loss": 0.04}, "inference_images_per_s": 9000.0},
@@ -139,7 +140,7 @@ def registry(tmp_path, monkeypatch, new_store):
     and 2, and run.json files (as the train stage writes them) naming version 2."""
     from mlflow import MlflowClient
 
-    from stages import tracking
+    from intro_cnn import tracking
 
     monkeypatch.chdir(tmp_path)
     uri = new_store(tmp_path / "mlflow.db")
@@ -164,7 +165,7 @@ def champion(client, model: str) -> str | None:
 
 
 def test_main_exit_codes(registry, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="stages.gate")
+    caplog.set_level(logging.INFO, logger="intro_cnn.commands.gate")
     ok = {"min": {"cnn": {"test.accuracy": 0.98}}}
     run_main(tmp_path, METRICS, ok)  # returns: exit status 0
     assert "all 1 checks passed on unverified metrics; no alias moved" in caplog.text
@@ -255,7 +256,7 @@ def _git(repo, *args):
 
 def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     """The gate reads the baseline from git (HEAD by default) and exits 1 on a regression."""
-    caplog.set_level(logging.INFO, logger="stages.gate")
+    caplog.set_level(logging.INFO, logger="intro_cnn.commands.gate")
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "config", "user.email", "t@example.com")
     _git(tmp_path, "config", "user.name", "t")

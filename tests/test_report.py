@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import claims, config, tracking
-from stages import report as rp
-from stages import visualize as vis
-from stages.config import ROOT
-from stages.files import read_json, write_bytes, write_json, write_text
+from intro_cnn import config, tracking
+from intro_cnn.config import ROOT
+from intro_cnn.evaluation import claims
+from intro_cnn.reporting import report as rp
+from intro_cnn.reporting import visualize as vis
+from intro_cnn.runtime.files import read_json, write_bytes, write_json, write_text
 from tests.conftest import build_project
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -323,7 +324,7 @@ def test_missing_inputs_fail_with_the_fix(tmp_path, monkeypatch, caplog):
 # --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_report_end_to_end(tmp_path, monkeypatch, subset):
-    from stages import convolutions
+    from intro_cnn.demos import convolutions
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)

@@ -1,5 +1,6 @@
-"""Tests of the served model (stages/serving.py): input checks, and `mlflow models serve` over
-real HTTP answering good input and refusing bad input with a 400 that says what to send."""
+"""Tests of the served model (intro_cnn/tracking/serving.py): input checks, and `mlflow models
+serve` over real HTTP answering good input and refusing bad input with a 400 that says what to
+send."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import digits, serving
+from intro_cnn.data import digits
+from intro_cnn.tracking import serving
 from tests.conftest import VENV_BIN
 from tests.test_digits import as_paper
 

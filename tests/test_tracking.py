@@ -1,5 +1,5 @@
-"""Shared MLflow plumbing (stages/tracking.py, stages/mlflow_store.py): experiment names, parent
-runs, stale runs, dirt, a moved store."""
+"""Shared MLflow plumbing (intro_cnn/tracking/__init__.py, intro_cnn/tracking/mlflow_store.py):
+experiment names, parent runs, stale runs, dirt, a moved store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import mlflow_store, tracking
+from intro_cnn import tracking
+from intro_cnn.tracking import mlflow_store
 from tests.conftest import ROOT, run
 
 

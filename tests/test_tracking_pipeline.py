@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from stages import tracking
+from intro_cnn import tracking
 from tests.conftest import MODELS, SUBSET, VENV_BIN, run
 
 
@@ -218,7 +218,7 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     run(["git", "checkout", "--", "params.yaml"], repo)
 
     # 5. The gate crowns the checked versions.
-    run([sys.executable, "-m", "stages.gate"], repo)
+    run([sys.executable, "-m", "intro_cnn.commands.gate"], repo)
     for model in MODELS:
         mv = client.get_model_version_by_alias(f"intro-cnn-{model}", "champion")
         assert (
@@ -229,7 +229,7 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     # 6. Move the repository: the store follows, the old folder is gone.
     moved = tmp_path / "elsewhere" / "project"
     shutil.move(repo, moved)
-    run([sys.executable, "-m", "stages.tracking"], moved)
+    run([sys.executable, "-m", "intro_cnn.commands.tracking"], moved)
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{moved / 'mlflow.db'}"
     with np.load(SUBSET) as data:

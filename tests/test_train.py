@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import config, train, train_mlflow, train_outputs
-from stages.train_outputs import TrainResult
+from intro_cnn import config
+from intro_cnn.tracking import train_mlflow
+from intro_cnn.training import train, train_outputs
+from intro_cnn.training.train_outputs import TrainResult
 from tests.conftest import ROOT, VENV_BIN, run, train_until_epoch, write_params
 
 ROWS = [
@@ -66,7 +68,7 @@ def test_saved_model_bytes_depend_only_on_the_model(tmp_path):
 
     import keras
 
-    from stages.models import build_model
+    from intro_cnn.models import build_model
 
     keras.utils.set_random_seed(3)
     model = build_model("cnn_small")
@@ -120,8 +122,8 @@ def test_library_versions_are_the_installed_ones():
 
 
 def test_every_optimizer_the_schema_allows_compiles_and_others_are_refused():
-    from stages.config import OPTIMIZERS, ModelConfig
-    from stages.models import build_model
+    from intro_cnn.config import OPTIMIZERS, ModelConfig
+    from intro_cnn.models import build_model
 
     with pytest.raises(ValueError, match="Input should be 'adam'"):
         ModelConfig(1, 128, "sgdd", 0.01, "categorical_crossentropy")
@@ -295,7 +297,7 @@ def test_one_epoch_training_through_dvc(repo):
 
     mlflow.set_tracking_uri(uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/intro-cnn-cnn_small/{run_info['model_version']}")
-    # The served model (stages/serving.py): the normalised tensor, or raw 0-255 images.
+    # The served model (intro_cnn/tracking/serving.py): the normalised tensor, or raw 0-255 images.
     batch = np.zeros((3, 28, 28), dtype=np.float32)
     pred = np.asarray(pyfunc.predict(batch, params={"pixels": "unit"}))
     assert pred.shape == (3, 10)
@@ -335,7 +337,7 @@ def test_killed_training_leaves_no_model(repo):
     # The hard kill left the run RUNNING; the next stage that opens the store marks it KILLED.
     import mlflow
 
-    from stages import tracking
+    from intro_cnn import tracking
 
     uri = f"sqlite:///{repo / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
@@ -437,7 +439,7 @@ def test_mirrored_scope_on_cpu_has_one_replica_and_trains():
     compiled in its scope holds mirrored variables and takes a training step."""
     import tensorflow as tf
 
-    from stages.models import build_model
+    from intro_cnn.models import build_model
 
     with train.distribution_scope("none") as replicas:
         assert replicas == 1 and not tf.distribute.has_strategy()

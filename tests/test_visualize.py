@@ -1,6 +1,6 @@
 """Tests of the visualize stage: feature maps computed by hand, every figure's layout and labels
-in both languages (stages/network_figures.py), and the stage end to end on tiny trained models
-with MLflow."""
+in both languages (intro_cnn/reporting/network_figures.py), and the stage end to end on tiny
+trained models with MLflow."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import yaml
 from matplotlib.text import Text
 from PIL import Image
 
-from stages import config, plotting
-from stages import network_figures as nf
-from stages import visualize as vis
-from stages.config import ROOT
-from stages.files import read_json
+from intro_cnn import config
+from intro_cnn.config import ROOT
+from intro_cnn.reporting import network_figures as nf
+from intro_cnn.reporting import plotting
+from intro_cnn.reporting import visualize as vis
+from intro_cnn.runtime.files import read_json
 from tests.conftest import MODELS as ALL_MODELS
 from tests.conftest import build_project, needs_bfloat16_kernels
 
@@ -35,7 +36,7 @@ def images(subset) -> tuple[np.ndarray, np.ndarray]:
 def cnn_small():
     import keras
 
-    from stages.models import build_model
+    from intro_cnn.models import build_model
 
     keras.utils.set_random_seed(3)
     return build_model("cnn_small")
@@ -117,7 +118,7 @@ def test_feature_maps_match_a_hand_computed_convolution(cnn_small, images):
 @needs_bfloat16_kernels
 def test_feature_maps_of_a_bfloat16_model_are_float32_and_close(cnn_small, images):
     """A mixed_bfloat16 model (train.precision) gives plottable float32 maps, near float32's."""
-    from stages.models import build_model
+    from intro_cnn.models import build_model
 
     x, _ = images
     bf16 = build_model("cnn_small", "mixed_bfloat16")
@@ -132,7 +133,7 @@ def test_feature_maps_of_a_bfloat16_model_are_float32_and_close(cnn_small, image
 
 
 def test_feature_maps_need_two_convolutions():
-    from stages.models import build_model
+    from intro_cnn.models import build_model
 
     with pytest.raises(nf.VisualizeError, match="Conv2D"):
         vis.feature_maps(build_model("mlp"), np.zeros((1, 28, 28, 1), np.float32))
@@ -375,7 +376,7 @@ def test_main_end_to_end(mlflow_uri, tmp_path, subset, caplog):
 
     # Figures went into this execution's parent run, none into the training runs (they were
     # made by an earlier execution here), which the parent links to.
-    from stages import tracking
+    from intro_cnn import tracking
 
     (parent,) = client.search_runs(
         [client.get_experiment_by_name("intro-cnn").experiment_id],

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from stages.config import ROOT
+from intro_cnn.config import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 

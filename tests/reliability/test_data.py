@@ -17,9 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import download as dl
-from stages import raw_formats as rf
-from stages.files import npz_bytes
+from intro_cnn.runtime.files import npz_bytes
+from intro_cnn.sources import download as dl
+from intro_cnn.sources import raw_formats as rf
 
 from .conftest import ROOT, Outcome, listing, report, spawn, stage_env
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import config, convolutions
+from intro_cnn import config
+from intro_cnn.demos import convolutions
 
 from .conftest import listing, report, spawn
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from stages import config, evidence, tracking
+from intro_cnn import config, tracking
 from tests.conftest import MODELS, run
 
 
 def gate(repo: Path):
-    return run([sys.executable, "-m", "stages.gate"], repo, check=False)
+    return run([sys.executable, "-m", "intro_cnn.commands.gate"], repo, check=False)
 
 
 def champions(repo: Path) -> dict[str, str | None]:
@@ -103,7 +103,7 @@ def test_a_run_json_naming_another_version_moves_no_alias(trained_repo: Path):
     assert "no alias was moved" in out.stderr
     assert champions(trained_repo) == dict.fromkeys(MODELS)
 
-    client.set_model_version_tag(name, str(other), evidence.MODEL_FILE_TAG, "0" * 64)
+    client.set_model_version_tag(name, str(other), tracking.MODEL_FILE_TAG, "0" * 64)
     out = gate(trained_repo)
     assert out.returncode == 1
     assert f"{name} version {other} was registered from another file than models/cnn.keras" in (

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import config, fingerprint
-from stages.files import write_json
+from intro_cnn import config
+from intro_cnn.evaluation import fingerprint
+from intro_cnn.runtime.files import write_json
 
 from .conftest import ROOT, listing, report, spawn
 
@@ -37,7 +38,7 @@ def evaluated(tmp_path: Path, monkeypatch, new_store) -> Path:
     # A passing gate crowns the registered versions the train stage recorded.
     from mlflow import MlflowClient
 
-    from stages import tracking
+    from intro_cnn import tracking
 
     uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -77,7 +78,7 @@ def test_a_store_the_gate_cannot_use_stops_it_first_with_exit_2(
     else:
         uri, said = foreign_http, "but not as an MLflow tracking server"
     before = listing(evaluated)
-    outcome = spawn(["stages.gate"], evaluated, timeout=60, MLFLOW_TRACKING_URI=uri)
+    outcome = spawn(["intro_cnn.commands.gate"], evaluated, timeout=60, MLFLOW_TRACKING_URI=uri)
     report(f"gate, store: {store}", outcome, "unchanged")
     assert outcome.code == 2, outcome.stderr
     assert f"MLflow tracking store {uri} cannot be used" in outcome.stderr and said in (
@@ -90,7 +91,7 @@ def test_a_store_the_gate_cannot_use_stops_it_first_with_exit_2(
 
 def test_a_retrained_model_makes_the_metrics_stale(evaluated: Path):
     config.model_path("cnn").write_bytes(b"retrained")
-    outcome = spawn(["stages.gate"], evaluated)
+    outcome = spawn(["intro_cnn.commands.gate"], evaluated)
     report("gate after a model changed", outcome, "no output (the gate writes none)")
     assert outcome.code == 1
     assert "models/cnn.keras changed since the evaluation" in outcome.stderr
@@ -102,7 +103,7 @@ def test_edited_params_make_the_metrics_stale(evaluated: Path):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["models"]["cnn"]["epochs"] = 5
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    outcome = spawn(["stages.gate"], evaluated)
+    outcome = spawn(["intro_cnn.commands.gate"], evaluated)
     report("gate after params edited, no repro", outcome, "no output")
     assert outcome.code == 1
     assert "params.yaml changed since the evaluation: models.cnn.epochs (20 -> 5)" in (
@@ -114,7 +115,7 @@ def test_edited_params_make_the_metrics_stale(evaluated: Path):
 def test_changed_data_and_missing_model_are_named(evaluated: Path):
     config.PROCESSED_MNIST.write_bytes(b"other data")
     config.model_path("mlp").unlink()
-    outcome = spawn(["stages.gate"], evaluated)
+    outcome = spawn(["intro_cnn.commands.gate"], evaluated)
     assert outcome.code == 1
     assert "data/processed/mnist.npz changed" in outcome.stderr
     assert "models/mlp.keras is missing" in outcome.stderr
@@ -122,7 +123,7 @@ def test_changed_data_and_missing_model_are_named(evaluated: Path):
 
 def test_metrics_without_digests_are_refused(evaluated: Path):
     config.COMPARE_INPUTS.unlink()
-    outcome = spawn(["stages.gate"], evaluated)
+    outcome = spawn(["intro_cnn.commands.gate"], evaluated)
     report("gate, metrics without digests", outcome, "no output")
     assert outcome.code == 1 and "inputs.json not found" in outcome.stderr
     assert "rerun `dvc repro compare`" in outcome.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stages import config
+from intro_cnn import config
 
 from .conftest import Outcome, listing, report, stage_env
 

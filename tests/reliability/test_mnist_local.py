@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.files import npz_bytes
+from intro_cnn.runtime.files import npz_bytes
 
 from .conftest import ROOT, listing, report, spawn, stage_env
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.config import ConfigError, load_params, parse_params
+from intro_cnn.config import ConfigError, load_params, parse_params
 
 from .conftest import ROOT, listing, report, spawn
 
@@ -167,7 +167,7 @@ STAGES = {
     "convolutions": ["stages.convolutions"],
     "visualize": ["stages.visualize"],
     "report": ["stages.report"],
-    "gate": ["stages.gate"],
+    "gate": ["intro_cnn.commands.gate"],
 }
 # One bad value per section, run through the stage that reads that section.
 PER_SECTION = [

@@ -1,6 +1,7 @@
 """Nothing lost: after a failed run, restoring params.yaml and `dvc repro` brings the previous
 results back from DVC's run cache, without retraining. Real DVC, real training (1 epoch on the
-test subset). And nothing left RUNNING: after a hard kill, `python -m stages.tracking` (which
+test subset). And nothing left RUNNING: after a hard kill, `python -m intro_cnn.commands.tracking`
+(which
 `make repro` runs after `dvc repro`, and `make ui` before the UI) marks the dead runs KILLED."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import tracking
+from intro_cnn import tracking
 from tests.conftest import run, write_params
 from tests.reliability.conftest import spawn
 
@@ -87,7 +88,7 @@ def test_failed_run_then_restored_params_come_back_from_the_cache(trained_repo: 
     print(evaluate.stderr[-1500:])
     assert evaluate.returncode == 1 and "evaluate failed" in evaluate.stderr
     assert snapshot(repo) == before  # nothing written: metrics.json is the old one
-    gate = run(["python", "-m", "stages.gate"], repo, check=False)
+    gate = run(["python", "-m", "intro_cnn.commands.gate"], repo, check=False)
     print(gate.stderr)
     assert gate.returncode == 1 and "checks passed" not in gate.stderr
     assert "models/cnn_small.keras changed since the evaluation" in gate.stderr
@@ -118,7 +119,7 @@ def test_runs_of_a_killed_execution_end_killed_without_any_stage(workdir: Path, 
     live = running(exp_id, alive)
     elsewhere = running(other_id, dead)
 
-    out = spawn(["stages.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
+    out = spawn(["intro_cnn.commands.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
     assert out.code == 0, out.errors
     assert out.errors == ["marked 2 runs left RUNNING by a dead process as KILLED"]
     for run_id in killed:
@@ -128,7 +129,7 @@ def test_runs_of_a_killed_execution_end_killed_without_any_stage(workdir: Path, 
     assert client.get_run(elsewhere).info.status == "RUNNING"  # not params' experiment
 
     # Nothing left to mark (make repro when nothing changed): silent, and MLflow not imported.
-    again = spawn(["stages.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
+    again = spawn(["intro_cnn.commands.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
     assert again.code == 0 and again.errors == [], again.errors
     assert "mlflow" not in again.heavy, again.heavy
     assert client.get_run(live).info.status == "RUNNING"
@@ -137,15 +138,15 @@ def test_runs_of_a_killed_execution_end_killed_without_any_stage(workdir: Path, 
 
 def test_no_experiment_yet_nothing_is_marked_or_made(workdir: Path, new_store):
     """A project never run (no store) or a store without the experiment: `python -m
-    stages.tracking` marks nothing and creates neither the store nor the experiment."""
+    intro_cnn.tracking` marks nothing and creates neither the store nor the experiment."""
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    out = spawn(["stages.tracking"], workdir, MLFLOW_TRACKING_URI=uri)
+    out = spawn(["intro_cnn.commands.tracking"], workdir, MLFLOW_TRACKING_URI=uri)
     assert out.code == 0, out.errors
     assert out.errors == [f"MLflow store {uri} (0 artifact paths relocated)"]
     assert not (workdir / "mlflow.db").exists()
 
     new_store(workdir / "mlflow.db")
-    out = spawn(["stages.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
+    out = spawn(["intro_cnn.commands.tracking", "--quiet"], workdir, MLFLOW_TRACKING_URI=uri)
     assert out.code == 0 and out.errors == [], out.errors
     with contextlib.closing(sqlite3.connect(workdir / "mlflow.db")) as db:
         assert db.execute("SELECT name FROM experiments").fetchall() == []

@@ -54,7 +54,7 @@ if _dir and _mode == "inside":
     def _replace(src, dst, *args, **kwargs):
         _real_replace(src, dst, *args, **kwargs)
         if (
-            "stages.cli" in sys.modules
+            "intro_cnn.runtime.cli" in sys.modules
             and os.path.basename(os.fspath(dst)) == "mnist.npz"
             and not os.path.exists(os.path.join(_dir, "paused"))
         ):
@@ -63,7 +63,7 @@ if _dir and _mode == "inside":
     os.replace = _replace
 
 if _dir and _mode == "before":
-    import stages.cli as _cli
+    import intro_cnn.runtime.cli as _cli
 
     _real_committing = _cli.committing
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import config, mlflow_store
+from intro_cnn import config
+from intro_cnn.tracking import mlflow_store
 
 from .conftest import listing, report, spawn
 

@@ -1,0 +1,350 @@
+"""Stage ``compare``: put every model's evaluation side by side and check the notebook's claims.
+
+It reads the folders the per-model stages wrote (``reports/train/<model>/`` and
+``reports/evaluate/<model>/``, for each model of params ``models``) and writes, across models:
+the DVC metrics file ``reports/compare/metrics.json`` (``cnn.test.accuracy``, ...; what the gate
+reads), ``runs.json``, ``timing.json`` and ``inputs.json`` beside it (each model's entry gathered),
+``claims.json`` (the verdicts on the notebook's two claims), ``history.csv`` (every model's
+training curves in one table: ``dvc plots show`` overlays them), and ``reports/comparison.md`` and
+``.csv`` (one row per model). The comparison and the claims are also logged to this pipeline
+execution's MLflow parent run, under ``evaluate/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from intro_cnn import config, tracking
+from intro_cnn.config import Params, load_params
+from intro_cnn.evaluation import claims, fingerprint
+from intro_cnn.evaluation.claims import Claim
+from intro_cnn.runtime import cli, files
+from intro_cnn.runtime.files import read_json, write_json
+from intro_cnn.tracking import mlflow_store
+
+log = logging.getLogger(__name__)
+
+# How many first epochs of validation accuracy measure "how fast it rises".
+EARLY_EPOCHS = 3
+# The comparison files also logged to the MLflow parent run, and where.
+MLFLOW_DIR = "evaluate"
+
+
+class CompareError(RuntimeError):
+    """An input of the compare stage is missing or malformed (the message says which and how
+    to fix it)."""
+
+
+# --------------------------------------------------------------------------------------
+# Pure core: the comparison table, the claims and the aggregated files
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One model's line of the comparison table."""
+
+    model: str
+    params: int
+    epochs: int
+    train_seconds: float
+    train_samples_per_s: float
+    val_accuracy: float
+    test_accuracy: float
+    test_loss: float
+    inference_images_per_s: float
+
+
+def _english(claim: Claim) -> Claim:
+    """The claim with its English statement and reason, for readers of claims.json."""
+    text = claims.reason(claim, "en") + " " + claims.verdict_sentence(claim, "en")
+    return replace(claim, statement=claims.statement(claim.id, "en"), reason=text)
+
+
+def _claim_cnn_vs_mlp(rows: Mapping[str, ComparisonRow]) -> Claim:
+    cid = "cnn_vs_mlp"
+    missing = [m for m in ("cnn", "mlp") if m not in rows]
+    if missing:
+        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
+    cnn, mlp = rows["cnn"], rows["mlp"]
+    ratio = cnn.params / mlp.params if mlp.params else float("inf")
+    parts = {
+        "better test accuracy": cnn.test_accuracy > mlp.test_accuracy,
+        "far fewer parameters": ratio < 0.5,
+    }
+    evidence = {
+        "cnn_test_accuracy": cnn.test_accuracy,
+        "mlp_test_accuracy": mlp.test_accuracy,
+        "cnn_params": cnn.params,
+        "mlp_params": mlp.params,
+        "params_ratio": ratio,
+    }
+    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
+
+
+def _claim_batchnorm(
+    rows: Mapping[str, ComparisonRow], histories: Mapping[str, Sequence[float]]
+) -> Claim:
+    cid = "batchnorm"
+    missing = [m for m in ("cnn_small_bn", "cnn_small") if m not in rows]
+    if missing:
+        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
+    bn, plain = rows["cnn_small_bn"], rows["cnn_small"]
+    evidence: dict[str, float] = {
+        "cnn_small_bn_val_accuracy": bn.val_accuracy,
+        "cnn_small_val_accuracy": plain.val_accuracy,
+        "cnn_small_bn_test_accuracy": bn.test_accuracy,
+        "cnn_small_test_accuracy": plain.test_accuracy,
+    }
+    h_bn = list(histories.get("cnn_small_bn", []))
+    h_plain = list(histories.get("cnn_small", []))
+    k = min(EARLY_EPOCHS, len(h_bn), len(h_plain))
+    faster: bool | None = None
+    if k:
+        early_bn, early_plain = float(np.mean(h_bn[:k])), float(np.mean(h_plain[:k]))
+        faster = early_bn > early_plain
+        evidence |= {
+            "early_epochs": k,
+            "cnn_small_bn_early_val_accuracy": early_bn,
+            "cnn_small_early_val_accuracy": early_plain,
+            "cnn_small_bn_epoch1_val_accuracy": float(h_bn[0]),
+            "cnn_small_epoch1_val_accuracy": float(h_plain[0]),
+        }
+    parts = {
+        "higher validation accuracy": bn.val_accuracy > plain.val_accuracy,
+        "higher test accuracy": bn.test_accuracy > plain.test_accuracy,
+        "faster early rise": faster,
+    }
+    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
+
+
+def judge_claims(
+    rows: Sequence[ComparisonRow], histories: Mapping[str, Sequence[float]]
+) -> list[Claim]:
+    """Check the notebook's two claims against the measured numbers.
+
+    ``histories`` maps a model to its validation accuracy per epoch (epoch 1 first). A claim
+    whose models are not all present is ``not checked``; one whose parts disagree ``partly
+    holds``. "Better" means strictly greater.
+    """
+    by_name = {r.model: r for r in rows}
+    return [_claim_cnn_vs_mlp(by_name), _claim_batchnorm(by_name, histories)]
+
+
+_CSV_COLUMNS = [f.name for f in fields(ComparisonRow)]
+
+
+def comparison_csv(rows: Sequence[ComparisonRow]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return buf.getvalue()
+
+
+def comparison_markdown(rows: Sequence[ComparisonRow], judged: Sequence[Claim]) -> str:
+    """The comparison table, then each claim with its verdict and the numbers behind it."""
+    lines = [
+        "# Model comparison",
+        "",
+        "| Model | Parameters | Epochs | Training time (s) | Training samples/s "
+        "| Validation accuracy | Test accuracy | Test loss | Inference images/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.params:,} | {r.epochs} | {r.train_seconds:.1f} "
+            f"| {r.train_samples_per_s:,.0f} | {r.val_accuracy:.4f} | {r.test_accuracy:.4f} "
+            f"| {r.test_loss:.4f} | {r.inference_images_per_s:,.0f} |"
+        )
+    lines += ["", "## The notebook's claims, checked", ""]
+    for i, c in enumerate(judged, 1):
+        lines += [f"{i}. **{c.statement}**", "", f"   Verdict: **{c.verdict}**. {c.reason}", ""]
+    return "\n".join(lines)
+
+
+def claims_json(judged: Sequence[Claim]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in judged]
+
+
+def history_table(histories: Mapping[str, Sequence[Mapping[str, str]]]) -> str:
+    """Every model's training history in one CSV, a ``model`` column first (``dvc plots``
+    colours the curves by it). Each history keeps its own columns; all must have the same."""
+    columns = next((list(rows[0]) for rows in histories.values() if rows), [])
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["model", *columns], lineterminator="\n")
+    writer.writeheader()
+    for model, rows in histories.items():
+        if rows and list(rows[0]) != columns:
+            raise CompareError(
+                f"{config.history_path(model)} has columns {list(rows[0])}, other models "
+                f"{columns}: retrain the models with the same code (`dvc repro`)."
+            )
+        writer.writerows({"model": model, **row} for row in rows)
+    return buf.getvalue()
+
+
+def metrics_json(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The DVC metrics file, nested by model: ``dvc metrics show`` lists ``cnn.test.accuracy``."""
+    return {name: dict(entry) for name, entry in entries.items()}
+
+
+def write_metrics(path: str | os.PathLike[str], entries: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write the DVC metrics file (:func:`metrics_json`)."""
+    write_json(path, metrics_json(entries))
+
+
+# --------------------------------------------------------------------------------------
+# Edge: reading what the per-model stages left, MLflow, writing
+# --------------------------------------------------------------------------------------
+def _need(path: Path, stage: str) -> Path:
+    if not path.exists():
+        raise CompareError(f"{path} not found: run `dvc repro {stage}` first.")
+    return path
+
+
+def read_history_rows(path: Path) -> list[dict[str, str]]:
+    """A train stage's history CSV as rows, epoch 1 first."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"epoch", "val_accuracy"} <= set(reader.fieldnames):
+            raise CompareError(
+                f"{path}: needs columns epoch and val_accuracy, has {reader.fieldnames}; "
+                "rerun the train stage."
+            )
+        return sorted(reader, key=lambda r: int(r["epoch"]))
+
+
+def read_train_summary(path: Path, timing_path: Path) -> dict[str, float]:
+    """Epochs and validation accuracy from a train ``metrics.json``, wall time and throughput
+    from its ``timing.json``."""
+    data, timing = read_json(path), read_json(timing_path)
+    try:
+        return {
+            "epochs": int(data["epochs"]),
+            "wall_seconds": float(timing["wall_seconds"]),
+            "samples_per_second": float(timing["samples_per_second"]),
+            "val_accuracy": float(data["val"]["accuracy"]),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CompareError(
+            f"{path} / {timing_path.name}: missing or bad key {exc}; they need epochs and "
+            "val.accuracy, wall_seconds and samples_per_second. Rerun the train stage."
+        ) from None
+
+
+def read_evaluation(name: str) -> dict[str, Any]:
+    """One model's evaluate outputs: test metrics, parameter count, throughput, runs, inputs."""
+    folder = config.eval_dir(name)
+    stage = f"evaluate@{name}"
+    got = {
+        key: read_json(_need(folder / file, stage))
+        for key, file in (
+            ("metrics", config.EVAL_METRICS),
+            ("timing", config.EVAL_TIMING),
+            ("run", config.EVAL_RUN),
+            ("inputs", config.EVAL_INPUTS),
+        )
+    }
+    try:
+        got["test"] = dict(got["metrics"]["test"])
+        got["params"] = int(got["metrics"]["params"])
+        got["images_per_s"] = float(got["timing"]["inference_images_per_s"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CompareError(
+            f"{folder}: missing or bad key {exc} in {config.EVAL_METRICS} or "
+            f"{config.EVAL_TIMING}; rerun `dvc repro {stage}`."
+        ) from None
+    return got
+
+
+def log_comparison(uri: str, experiment: str, paths: Sequence[Path]) -> str:
+    """Log the comparison files into this execution's parent run; return its id."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    tracking.quiet_mlflow()
+    try:
+        with mlflow_store.store_lock(uri):
+            client = mlflow.MlflowClient(uri)
+            execution = tracking.open_execution(client, uri, experiment)
+            for path in paths:
+                client.log_artifact(execution.parent_run_id, str(path), artifact_path=MLFLOW_DIR)
+            tracking.end_stage(client, execution)
+    except MlflowException as exc:
+        raise CompareError(
+            f"Could not log the comparison to MLflow ({uri}): {exc.message}"
+        ) from exc
+    return execution.parent_run_id
+
+
+def run_stage(params: Params, uri: str) -> None:
+    """Gather every model's evaluation, judge the claims, log to MLflow, then write it all."""
+    names = list(params.models)
+    histories = {}
+    rows = []
+    evaluated = {}
+    for name in names:
+        histories[name] = read_history_rows(_need(config.history_path(name), f"train@{name}"))
+        train = read_train_summary(
+            _need(config.train_metrics_path(name), f"train@{name}"),
+            _need(config.train_timing_path(name), f"train@{name}"),
+        )
+        ev = evaluated[name] = read_evaluation(name)
+        rows.append(
+            ComparisonRow(
+                model=name,
+                params=ev["params"],
+                epochs=int(train["epochs"]),
+                train_seconds=train["wall_seconds"],
+                train_samples_per_s=train["samples_per_second"],
+                val_accuracy=train["val_accuracy"],
+                test_accuracy=float(ev["test"]["accuracy"]),
+                test_loss=float(ev["test"]["loss"]),
+                inference_images_per_s=ev["images_per_s"],
+            )
+        )
+    val = {n: [float(r["val_accuracy"]) for r in h] for n, h in histories.items()}
+    judged = judge_claims(rows, val)
+    for c in judged:
+        log.info("Claim %s: %s", c.id, c.verdict)
+    outputs = files.Outputs()
+    outputs.add_text(config.COMPARISON_CSV, comparison_csv(rows))
+    outputs.add_text(config.COMPARISON_MD, comparison_markdown(rows, judged))
+    outputs.add_json(config.COMPARE_CLAIMS, claims_json(judged))
+    outputs.add_text(config.COMPARE_HISTORY, history_table(histories))
+    outputs.add_json(
+        config.COMPARE_METRICS, metrics_json({n: {"test": e["test"]} for n, e in evaluated.items()})
+    )
+    outputs.add_json(config.COMPARE_TIMING, {n: e["timing"] for n, e in evaluated.items()})
+    outputs.add_json(config.COMPARE_RUNS, {n: e["run"] for n, e in evaluated.items()})
+    outputs.add_json(
+        config.COMPARE_INPUTS, fingerprint.merge([e["inputs"] for e in evaluated.values()])
+    )
+    with tempfile.TemporaryDirectory(prefix="intro-cnn-compare-") as tmp:
+        outputs.copy_to(Path(tmp))
+        shared = (config.COMPARISON_MD, config.COMPARE_CLAIMS)
+        log_comparison(uri, params.train.experiment, [Path(tmp) / p for p in shared])
+    with cli.committing():
+        outputs.commit()
+    log.info("%d models compared -> %s, %s", len(rows), config.COMPARISON_MD, config.COMPARE_DIR)
+
+
+def main() -> None:
+    with cli.stage("compare"):
+        params = load_params()
+        uri = mlflow_store.tracking_uri()
+        mlflow_store.probe_store(uri)
+        try:
+            run_stage(params, uri)
+        except (CompareError, OSError, ValueError) as exc:
+            raise cli.StageError(str(exc)) from exc

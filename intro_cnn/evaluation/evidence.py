@@ -1,0 +1,124 @@
+"""What the gate accepts as proof: metrics measured again from the model files, and registered
+model versions that are those files.
+
+Every file under ``reports/`` can be edited by hand, ``inputs.json`` included, so none of them
+is proof that a pipeline run produced the numbers. The gate therefore measures each gated
+model again on the processed test split (:func:`measure`) and refuses metrics that disagree
+with it (:func:`disagreements`), and moves ``@champion`` only to a registered version whose
+recorded model-file digest (:data:`intro_cnn.tracking.MODEL_FILE_TAG`, set by the train stage in
+the store) is that of ``models/<name>.keras`` (:func:`version_problems`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from intro_cnn import config
+from intro_cnn.runtime import cli, files
+
+log = logging.getLogger(__name__)
+
+# On the machine that evaluated them the numbers are reproduced exactly. Another CPU's
+# arithmetic can move a borderline image across the decision boundary, so a metric measured
+# on a teammate's machine may differ by one test image: 1.5 images is the accepted difference.
+TOLERANCE_IMAGES = 1.5
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Each model's ``metrics.json`` entry as measured now, and the test split's size."""
+
+    metrics: dict[str, Any]
+    n_test: int
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCE_IMAGES / max(self.n_test, 1)
+
+
+def _value(entry: Any, metric: str) -> float | None:
+    for part in metric.split("."):
+        if not isinstance(entry, Mapping) or part not in entry:
+            return None
+        entry = entry[part]
+    if isinstance(entry, bool) or not isinstance(entry, int | float):
+        return None
+    return float(entry)
+
+
+def disagreements(
+    recorded: Mapping[str, Any],
+    measured: Measured,
+    checked: Iterable[tuple[str, str]],
+) -> list[str]:
+    """One line per gated ``(model, metric)`` whose recorded value is not what the model
+    measures (beyond :attr:`Measured.tolerance`); a metric the measurement lacks is skipped,
+    since the gate's own checks report it missing."""
+    lines = []
+    for model, metric in dict.fromkeys(checked):
+        now = _value(measured.metrics.get(model), metric)
+        if now is None:
+            continue
+        said = _value(recorded.get(model), metric)
+        if said is None or abs(said - now) > measured.tolerance:
+            shown = "nothing" if said is None else f"{said:.4f}"
+            lines.append(
+                f"{model}.{metric}: {config.COMPARE_METRICS} says {shown}, "
+                f"{config.model_path(model)} measures {now:.4f} "
+                f"on the {measured.n_test} test images"
+            )
+    return lines
+
+
+def measure(models: Iterable[str], batch_size: int) -> Measured:
+    """Evaluate each model file again on the processed test split, as the evaluate stage does
+    (no files written, nothing logged)."""
+    from intro_cnn.evaluation import evaluate
+
+    x, y = evaluate.load_test_split()
+    with cli.importing_tensorflow():
+        import keras
+
+    entries = {}
+    for name in models:
+        path = config.model_path(name)
+        if not path.exists():
+            raise evaluate.EvaluationError(f"{path} not found: run `dvc repro train@{name}`.")
+        model = keras.saving.load_model(path, compile=False)
+        proba = evaluate.predict_proba(model, x, batch_size)
+        metrics = evaluate.classification_metrics(y, proba)
+        entries[name] = evaluate.metrics_entry(metrics) | {"params": int(model.count_params())}
+    return Measured(entries, len(y))
+
+
+def version_problems(client: Any, versions: Mapping[str, str]) -> list[str]:
+    """Why a registered version is not the model file the gate measured ([] when each is):
+    its digest tag is missing, or names other bytes."""
+    from mlflow.exceptions import MlflowException
+
+    from intro_cnn import tracking
+
+    problems = []
+    for model, version in versions.items():
+        name = tracking.registered_model_name(model)
+        try:
+            found = client.get_model_version(name, str(version))
+        except MlflowException:
+            continue  # not in the store: tracking.set_champions says so and what to do
+        recorded = found.tags.get(tracking.MODEL_FILE_TAG)
+        path = config.model_path(model)
+        if recorded is None:
+            problems.append(
+                f"{name} version {version} records no model-file digest "
+                f"(tag {tracking.MODEL_FILE_TAG}): "
+                f"retrain it with `dvc repro -f train@{model}`"
+            )
+        elif recorded != files.file_sha256(path):
+            problems.append(
+                f"{name} version {version} was registered from another file than {path} "
+                f"(reports/train/{model}/run.json names it): rerun `dvc repro train@{model}`"
+            )
+    return problems

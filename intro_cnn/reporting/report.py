@@ -1,0 +1,481 @@
+"""Stage ``report``: one self-contained HTML page with everything the pipeline produced.
+
+The page follows the notebook: the convolution demos, then the networks (architectures,
+training curves, filters, feature maps, the batch-normalisation comparison), then what the
+notebook does not show: confusion matrices, the most confident mistakes, accuracy against size,
+the comparison table and the verdicts on the notebook's two claims. It ends with the data
+sources (with a warning when the demo image is a fallback) and the provenance of the run.
+
+The page opens offline: images are embedded as base64 ``data:`` URIs, the CSS is inline, and
+nothing is loaded from elsewhere. The one script is the drawing pad's
+(intro_cnn/reporting/drawpad.py), inline with its weights; without JavaScript its section stays
+hidden. Every string read from a file is HTML-escaped. Text is in ``report.lang`` (es, the
+notebook's language, or en).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import importlib.metadata
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import markupsafe
+
+from intro_cnn import config, i18n, tracking
+from intro_cnn.evaluation import claims
+from intro_cnn.reporting import drawpad
+from intro_cnn.runtime import cli, files
+
+log = logging.getLogger(__name__)
+
+# The page's template and style (the drawing pad adds its own style).
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "report.html"
+REPORT_CSS = Path(__file__).resolve().parent / "assets" / "report.css"
+
+
+# The convolution stage's figures, in the notebook's order (file stems under CONV_DIR).
+CONV_FIGURES = (
+    "01_random_walk",
+    "02_gaussian_1d",
+    "03_image",
+    "04_gaussian_2d",
+    "05_blurred",
+    "06_grey",
+    "07_gradient_filter",
+    "08_edges",
+)
+
+# Network figure kinds (index.json "kind") grouped into the page's sections, in order.
+NETWORK_SECTIONS = (
+    ("sec_training", ("history", "history_zoom")),
+    ("sec_filters", ("filters",)),
+    ("sec_feature_maps", ("feature_maps",)),
+    ("sec_bn", ("bn_comparison",)),
+    ("sec_confusion", ("confusion",)),
+    ("sec_wrong", ("wrong",)),
+    ("sec_size", ("accuracy_vs_params",)),
+)
+
+# Provenance tags shown, in order (tracking.provenance_tags() plus the Keras version).
+PROVENANCE_KEYS = ("git_commit", "git_dirty", "dvc_exp_name", "python", "keras")
+
+
+VERDICT_CLASS = {
+    claims.HOLDS: "holds",
+    claims.PARTLY: "partly",
+    claims.DOES_NOT_HOLD: "fails",
+    claims.NOT_CHECKED: "unchecked",
+}
+
+
+class ReportError(RuntimeError):
+    """An input of the report stage is missing or malformed (the message says the fix)."""
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One line of a model summary table."""
+
+    name: str
+    type: str
+    output_shape: str
+    params: int
+
+
+@dataclass(frozen=True)
+class NetworkFigure:
+    """A figure of the visualize stage, as listed in its ``index.json``."""
+
+    file: str
+    kind: str
+    models: tuple[str, ...]
+    png: bytes
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the page shows, already read from disk."""
+
+    conv_figures: Sequence[tuple[str, bytes]]  # (file stem, PNG bytes), in CONV_FIGURES order
+    network_figures: Sequence[NetworkFigure]
+    summaries: Mapping[str, Sequence[LayerRow]]  # per model, in params order
+    comparison: Sequence[Mapping[str, str]]  # rows of reports/comparison.csv
+    claims: Sequence[Mapping[str, Any]]  # reports/compare/claims.json
+    sources: Mapping[str, Any]  # data/raw/sources.json
+    runs: Mapping[str, Mapping[str, Any]]  # reports/compare/runs.json
+    params_text: str  # params.yaml as written
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    # The drawing pad: the layers of drawpad.PAD_MODEL, its script and style (empty: no pad).
+    pad_layers: Sequence[drawpad.PadLayer] = ()
+    pad_assets: tuple[str, str] = ("", "")
+
+
+# --------------------------------------------------------------------------------------
+# Pure core: text and HTML
+# --------------------------------------------------------------------------------------
+def text(key: str, lang: str, **fields: Any) -> str:
+    """The page's text ``key`` in ``lang`` (the ``report`` texts); ``fields`` fill it."""
+    return i18n.text("report", key, lang, **fields)
+
+
+def has_text(key: str, lang: str) -> bool:
+    return i18n.has("report", key, lang)
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _caption(fig: NetworkFigure, lang: str) -> str:
+    models = fig.models or ("",)
+    key = f"cap_{fig.kind}"
+    if not has_text(key, lang):
+        return fig.file
+    return text(key, lang, model=", ".join(models), plain=models[0], bn=models[-1])
+
+
+def _summary_view(model: str, rows: Sequence[LayerRow], lang: str) -> dict[str, Any]:
+    total = sum(r.params for r in rows)
+    return {
+        "caption": text("total_params", lang, model=model, n=i18n.thousands(total)),
+        "head": [text(k, lang) for k in ("col_layer", "col_type", "col_shape", "col_params")],
+        "rows": [
+            {
+                "name": r.name,
+                "type": r.type,
+                "shape": r.output_shape,
+                "params": i18n.thousands(r.params),
+            }
+            for r in rows
+        ],
+    }
+
+
+# How each comparison.csv column is shown: None = text, else a format for float(value).
+_COLUMN_FORMATS: dict[str, str | None] = {
+    "model": None,
+    "params": "int",
+    "epochs": "int",
+    "train_seconds": "{:.1f}",
+    "train_samples_per_s": "int",
+    "val_accuracy": "{:.4f}",
+    "test_accuracy": "{:.4f}",
+    "test_loss": "{:.4f}",
+    "inference_images_per_s": "int",
+}
+
+
+def _cell(column: str, value: str) -> dict[str, Any]:
+    fmt = _COLUMN_FORMATS.get(column)
+    if fmt is None:
+        return {"text": value, "num": False}
+    try:
+        number = float(value)
+    except ValueError:
+        return {"text": value, "num": False}
+    shown = i18n.thousands(round(number)) if fmt == "int" else fmt.format(number)
+    return {"text": shown, "num": True}
+
+
+def _column_title(column: str, lang: str) -> str:
+    key = "col_params" if column == "params" else f"col_{column}"
+    return text(key, lang) if has_text(key, lang) else column
+
+
+def comparison_view(rows: Sequence[Mapping[str, str]], lang: str) -> dict[str, Any] | None:
+    """The comparison table with one column per model and one row per measure: nine measures
+    side by side would not fit a page, four or five models do."""
+    if not rows:
+        return None
+    measures = [c for c in rows[0] if c != "model"]
+    return {
+        "corner": text("col_model", lang),
+        "models": [row.get("model", "") for row in rows],
+        "rows": [
+            (_column_title(m, lang), [_cell(m, row.get(m, "")) for row in rows]) for m in measures
+        ],
+    }
+
+
+def claim_view(entry: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    """One claim of claims.json, every sentence from the catalogue in ``lang``."""
+    try:
+        claim = claims.Claim.from_json(entry)
+        statement = claims.statement(claim.id, lang)
+        reason = claims.reason(claim, lang)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReportError(
+            f"{config.COMPARE_CLAIMS}: a claim this report cannot read ({exc}): rerun "
+            "`dvc repro compare`."
+        ) from None
+    return {
+        "css": VERDICT_CLASS.get(claim.verdict, "unchecked"),
+        "statement": statement,
+        "verdict": claims.verdict_name(claim.verdict, lang),
+        "parts": [
+            (claims.part_name(part, lang), claims.answer(value, lang))
+            for part, value in claims.ordered_parts(claim)
+        ],
+        "reason": reason,
+    }
+
+
+def _v(kind: str, value: Any) -> dict[str, Any]:
+    """A value of a definition list: shown as ``code``, ``mono``, plain ``text``."""
+    return {"kind": kind, "text": str(value)}
+
+
+def _failed(failed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    items = [
+        {
+            "source": f.get("source", ""),
+            "location": f.get("location") or f.get("url") or "",
+            "reason": f.get("reason", ""),
+        }
+        for f in failed
+    ]
+    return {"kind": "failed", "entries": items}
+
+
+def sources_view(sources: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    """Where MNIST and the demo image came from; a warning if the image is the fallback."""
+    image = sources.get("image") or {}
+    warning = None
+    if image.get("fallback"):
+        first = (image.get("failed") or [{}])[0]
+        warning = text(
+            "fallback_warning",
+            lang,
+            url=first.get("url", ""),
+            file=image.get("url", image.get("file", "")),
+        )
+    mnist = sources.get("mnist") or {}
+    mnist_pairs = [
+        (text("source", lang), _v("code", mnist.get("source", ""))),
+        (text("location", lang), _v("mono", mnist.get("location", ""))),
+    ]
+    if mnist.get("set_by"):
+        mnist_pairs.append((text("set_by", lang), _v("code", mnist["set_by"])))
+    if mnist.get("file_sha256"):
+        mnist_pairs.append((text("file_sha256", lang), _v("mono", mnist["file_sha256"])))
+    if mnist.get("content_sha256"):
+        mnist_pairs.append((text("content_check", lang), _v("text", text("content_ok", lang))))
+    if mnist.get("failed"):
+        mnist_pairs.append((text("failed_sources", lang), _failed(mnist["failed"])))
+    image_pairs = [
+        (text("source", lang), _v("code", image.get("source", ""))),
+        (text("location", lang), _v("mono", image.get("url", ""))),
+        (text("image_file", lang), _v("code", image.get("file", ""))),
+    ]
+    if image.get("size"):
+        size = " × ".join(str(v) for v in image["size"])
+        image_pairs.append((text("image_size", lang), _v("text", size)))
+    if image.get("sha256"):
+        image_pairs.append((text("file_sha256", lang), _v("mono", image["sha256"])))
+    if image.get("failed"):
+        image_pairs.append((text("failed_sources", lang), _failed(image["failed"])))
+    return {"warning": warning, "mnist": mnist_pairs, "image": image_pairs}
+
+
+def _flag(value: str, lang: str) -> str:
+    return text(value, lang) if value in ("true", "false", "unknown") else value
+
+
+def provenance_view(inputs: ReportInputs, lang: str) -> dict[str, Any]:
+    return {
+        "pairs": [
+            (text(k, lang), _v("mono", _flag(inputs.provenance[k], lang)))
+            for k in PROVENANCE_KEYS
+            if inputs.provenance.get(k)
+        ],
+        "head": [text(k, lang) for k in ("col_model", "run_id", "experiment", "restored")],
+        "runs": [
+            {
+                "model": m,
+                "run_id": r.get("run_id", ""),
+                "experiment": r.get("experiment", ""),
+                "restored": text("true" if r.get("restored") else "false", lang),
+            }
+            for m, r in inputs.runs.items()
+        ],
+        "params": inputs.params_text,
+    }
+
+
+def page_view(inputs: ReportInputs, lang: str) -> dict[str, Any]:
+    """Everything the template shows, as plain values (text is escaped when rendered)."""
+    number = 0
+
+    def figure(png: bytes, caption: str) -> dict[str, str]:
+        nonlocal number
+        number += 1
+        label = f"{text('figure', lang)} {number}"
+        return {"src": data_uri(png), "label": label, "caption": caption}
+
+    conv = [figure(png, text(f"cap_{stem}", lang)) for stem, png in inputs.conv_figures]
+    first_of_kind: dict[str, int] = {}
+
+    def network_figure(fig: NetworkFigure) -> dict[str, str]:
+        # The first figure of a kind explains it; the next ones (other models) refer back.
+        if fig.kind in first_of_kind:
+            models = ", ".join(fig.models)
+            caption = text("cap_again", lang, n=first_of_kind[fig.kind], model=models)
+        else:
+            first_of_kind[fig.kind] = number + 1
+            caption = _caption(fig, lang)
+        return figure(fig.png, caption)
+
+    groups = []
+    for key, kinds in NETWORK_SECTIONS:
+        figs = [f for f in inputs.network_figures if f.kind in kinds]
+        if figs:
+            groups.append({"id": key, "title": text(key, lang), "figures": []})
+            groups[-1]["figures"] = [network_figure(f) for f in figs]
+    known = {k for _, kinds in NETWORK_SECTIONS for k in kinds}
+    others = [network_figure(f) for f in inputs.network_figures if f.kind not in known]
+    if others:
+        groups.append({"id": "", "title": "", "figures": others})
+    toc = [
+        (anchor, text(f"sec_{anchor}", lang))
+        for anchor in ("conv", "networks", "comparison", "claims", "sources", "provenance")
+    ]
+    pad = ""
+    if inputs.pad_layers:
+        pad = drawpad.section(inputs.pad_layers, lang, inputs.pad_assets[0])
+    return {
+        "lang": lang,
+        "t": i18n.section("report", lang),
+        # The project's own style sheets (inside <style> nothing is entity-decoded).
+        "css": markupsafe.Markup(REPORT_CSS.read_text(encoding="utf-8") + inputs.pad_assets[1]),
+        "toc": toc,
+        "conv_figures": conv,
+        "summaries": [_summary_view(m, rows, lang) for m, rows in inputs.summaries.items()],
+        "network_groups": groups,
+        "pad": markupsafe.Markup(pad),  # built and escaped by intro_cnn/reporting/drawpad.py
+        "comparison": comparison_view(inputs.comparison, lang),
+        "claims": [claim_view(c, lang) for c in inputs.claims],
+        "sources": sources_view(inputs.sources, lang),
+        "provenance": provenance_view(inputs, lang),
+    }
+
+
+def build_html(inputs: ReportInputs, lang: str) -> str:
+    """The whole page, self-contained: the template filled with :func:`page_view`."""
+    if lang not in i18n.LANGS:
+        raise ReportError(f"report.lang must be one of {', '.join(i18n.LANGS)}, got {lang!r}.")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(TEMPLATE).render(page_view(inputs, lang))
+
+
+# --------------------------------------------------------------------------------------
+# Edge: reading inputs
+# --------------------------------------------------------------------------------------
+def _need(path: Path, fix: str) -> Path:
+    if not path.exists():
+        raise ReportError(f"{path} not found: run `{fix}` first.")
+    return path
+
+
+def read_conv_figures(directory: Path = config.CONV_DIR) -> list[tuple[str, bytes]]:
+    missing = [s for s in CONV_FIGURES if not (directory / f"{s}.png").exists()]
+    if missing:
+        raise ReportError(
+            f"{directory} lacks {', '.join(f'{s}.png' for s in missing)}: "
+            "run `dvc repro convolutions` first."
+        )
+    return [(s, (directory / f"{s}.png").read_bytes()) for s in CONV_FIGURES]
+
+
+def read_network_figures(directory: Path = config.NETWORK_DIR) -> list[NetworkFigure]:
+    index = files.read_json(_need(directory / config.FIGURES_INDEX, "dvc repro visualize"))
+    out = []
+    for entry in index.get("figures", []):
+        path = directory / entry["file"]
+        if not path.exists():
+            raise ReportError(
+                f"{path} is listed in {config.FIGURES_INDEX} but missing: rerun visualize."
+            )
+        out.append(
+            NetworkFigure(
+                entry["file"], entry["kind"], tuple(entry.get("models", ())), path.read_bytes()
+            )
+        )
+    return out
+
+
+def read_comparison(path: Path = config.COMPARISON_CSV) -> list[dict[str, str]]:
+    with open(_need(path, "dvc repro compare"), newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def model_summaries(names: Sequence[str]) -> dict[str, list[LayerRow]]:
+    """Each model's layer table, as its evaluation recorded it."""
+    out = {}
+    for name in names:
+        path = _need(config.eval_dir(name) / config.EVAL_LAYERS, f"dvc repro evaluate@{name}")
+        try:
+            out[name] = [LayerRow(**row) for row in files.read_json(path)]
+        except TypeError as exc:
+            raise ReportError(
+                f"{path} is not a layer table ({exc}): rerun evaluate@{name}."
+            ) from exc
+    return out
+
+
+def read_pad(names: Sequence[str]) -> tuple[list[drawpad.PadLayer], tuple[str, str]]:
+    """The drawing pad's model layers and assets; no pad when its model is not in params."""
+    if drawpad.PAD_MODEL not in names:
+        return [], ("", "")
+    path = _need(config.model_path(drawpad.PAD_MODEL), f"dvc repro train@{drawpad.PAD_MODEL}")
+    return drawpad.read_keras_file(path), drawpad.read_assets()
+
+
+def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FILE)) -> ReportInputs:
+    """Read every input of the page (the drawing pad's model last)."""
+    inputs = ReportInputs(
+        conv_figures=read_conv_figures(),
+        network_figures=read_network_figures(),
+        summaries=model_summaries(names),
+        comparison=read_comparison(),
+        claims=files.read_json(_need(config.COMPARE_CLAIMS, "dvc repro compare")),
+        sources=files.read_json(_need(config.RAW_SOURCES, "dvc repro download")),
+        runs=files.read_json(_need(config.COMPARE_RUNS, "dvc repro compare")),
+        params_text=params_path.read_text(encoding="utf-8"),
+        provenance={**tracking.provenance_tags(), "keras": importlib.metadata.version("keras")},
+    )
+    pad_layers, pad_assets = read_pad(names)
+    return replace(inputs, pad_layers=pad_layers, pad_assets=pad_assets)
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with cli.stage("report"):
+        params = config.load_params()
+        try:
+            inputs = read_inputs(list(params.models))
+            page = build_html(inputs, params.report.lang)
+        except (ReportError, drawpad.PadError, OSError, ValueError, KeyError) as exc:
+            raise cli.StageError(str(exc)) from exc
+        files.write_text(config.REPORT_HTML, page)
+    n_figures = len(inputs.conv_figures) + len(inputs.network_figures)
+    log.info(
+        "%s: %d figures, %d models, %.1f MB (%s)",
+        config.REPORT_HTML,
+        n_figures,
+        len(inputs.summaries),
+        len(page.encode("utf-8")) / 1e6,
+        params.report.lang,
+    )

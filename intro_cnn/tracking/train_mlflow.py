@@ -1,0 +1,161 @@
+"""The MLflow side of one training: its child run under the execution's parent (params, the
+dataset input, library versions), per-epoch metrics while it trains, and at the end its summary,
+files and the logged model, registered as a new version of ``intro-cnn-<model>``.
+
+:func:`start_training_run` and :func:`finish_training_run` write to the store: call them under
+:func:`intro_cnn.tracking.mlflow_store.store_lock` (:func:`live_metrics` takes the lock itself,
+once per epoch). MLflow and Keras are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from intro_cnn import config, tracking
+from intro_cnn.runtime import files
+from intro_cnn.tracking import mlflow_store, serving
+from intro_cnn.training.train_outputs import (
+    HISTORY_COLUMNS,
+    TrainResult,
+    history_csv,
+    model_file_sha256,
+    model_summary_text,
+)
+
+# Distributions whose resolved versions every MLflow run records (tags ``versions.<name>``):
+# the numbers depend on them. TensorFlow installs as tensorflow-cpu on Linux x86-64.
+RECORDED_LIBRARIES = {
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    "keras": ("keras",),
+    "mlflow": ("mlflow",),
+    "dvc": ("dvc",),
+}
+
+
+def library_versions() -> dict[str, str]:
+    """``versions.<library>`` tags: the installed version of each of RECORDED_LIBRARIES."""
+    from importlib import metadata
+
+    tags = {}
+    for name, distributions in RECORDED_LIBRARIES.items():
+        version = "not installed"
+        for dist in distributions:
+            try:
+                version = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        tags[f"versions.{name}"] = version
+    return tags
+
+
+TRAINING_DATASET = "mnist-train"  # the MLflow dataset input of every training run
+
+
+def live_metrics(client: Any, uri: str, run_id: str, timer: Any) -> Any:
+    """A Keras callback logging each epoch's metrics to the MLflow run as the epoch ends, so
+    the UI shows progress during a long training (one short locked write per epoch)."""
+    import keras
+    from mlflow.entities import Metric
+
+    class LiveMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = dict(logs or {})
+            if timer.seconds:
+                logs["seconds"] = timer.seconds[-1]
+            now = tracking.now_ms()
+            batch = [
+                Metric(key, float(logs[key]), now, epoch + 1)
+                for key in (*HISTORY_COLUMNS, "seconds")
+                if key in logs
+            ]
+            with mlflow_store.store_lock(uri):
+                client.log_batch(run_id, metrics=batch)
+
+    return LiveMetrics()
+
+
+def start_training_run(
+    client: Any,
+    execution: tracking.Execution,
+    name: str,
+    params: Mapping[str, Any],
+    dataset: Any,
+    start_time_ms: int,
+) -> str:
+    """Create the child run of one training under the execution's parent; return its id.
+
+    Params and the dataset input are logged up front, so the run is useful while it trains.
+    """
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag, Param
+
+    tags = tracking.child_run_tags(execution, name)
+    tags["data_sha256"] = files.file_sha256(config.PROCESSED_MNIST)
+    tags |= library_versions()
+    run = client.create_run(
+        execution.experiment_id, start_time=start_time_ms, tags=tags, run_name=name
+    )
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    context = InputTag(key=mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT, value="training")
+    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
+    return run_id
+
+
+def log_trained_model(model: Any, name: str, input_example: np.ndarray) -> Any:
+    """Log ``model`` into the active MLflow run as the LoggedModel ``name`` and register it as
+    a new version of ``intro-cnn-<name>``; return MLflow's ModelInfo.
+
+    The one place that decides what is logged, registered and served: the model wrapped with
+    its input checks (:mod:`intro_cnn.tracking.serving`: raw 0-255 images or the normalised tensor).
+    """
+    return serving.log_model(
+        model,
+        name=name,
+        registered_model_name=tracking.registered_model_name(name),
+        input_example=serving.raw_images(input_example),
+    )
+
+
+def finish_training_run(
+    client: Any,
+    execution: tracking.Execution,
+    run_id: str,
+    name: str,
+    model: Any,
+    result: TrainResult,
+    summary: Mapping[str, Any],
+    input_example: np.ndarray,
+) -> dict[str, Any]:
+    """Log the run's summary, files and registered model; end it FINISHED. Returns what
+    ``run.json`` records about it (ids of the run, parent, logged model and model version)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = tracking.now_ms()
+    keys = ("wall_seconds", "samples_per_second", "params")
+    metrics = [Metric(k, float(summary[k]), now, 0) for k in keys]
+    client.log_batch(run_id, metrics=metrics)
+    client.log_text(run_id, model_summary_text(model), "model_summary.txt")
+    client.log_text(run_id, history_csv(result.history), "history.csv")
+    with mlflow.start_run(run_id=run_id):
+        info = log_trained_model(model, name, input_example)
+    # What the gate checks before it moves @champion to this version.
+    client.set_model_version_tag(
+        tracking.registered_model_name(name),
+        str(info.registered_model_version),
+        tracking.MODEL_FILE_TAG,
+        model_file_sha256(model),
+    )
+    client.set_terminated(run_id, "FINISHED")
+    return {
+        "run_id": run_id,
+        "parent_run_id": execution.parent_run_id,
+        "model_id": info.model_id,
+        "registered_model": tracking.registered_model_name(name),
+        "model_version": str(info.registered_model_version),
+    }

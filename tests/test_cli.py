@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from intro_cnn.runtime import cli
+from intro_cnn.runtime import cli, errors, tf_import
 
 
 def test_a_signal_during_a_gentle_block_stops_the_loop_and_is_raised_at_its_end():
@@ -52,11 +52,11 @@ def test_committing_holds_a_signal_until_the_outputs_are_written(tmp_path):
 def test_tensorflow_start_up_notices_are_dropped_and_nothing_else():
     code = (
         "import os, sys\n"
-        "from stages import cli\n"
-        "with cli.importing_tensorflow():\n"
+        "from intro_cnn.runtime import tf_import\n"
+        "with tf_import.importing_tensorflow():\n"
         "    import tensorflow\n"
         "    os.write(2, b'kept line\\n')\n"
-        "for name in cli.TENSORFLOW_IMPORT_SKIPS:\n"
+        "for name in tf_import.TENSORFLOW_IMPORT_SKIPS:\n"
         "    assert name not in sys.modules, f'{name} was imported with TensorFlow'\n"
         "import keras\n"
         "assert keras.layers.Dense(3)(tensorflow.ones((2, 4))).shape == (2, 3)\n"
@@ -73,7 +73,7 @@ def test_tensorflow_start_up_notices_are_dropped_and_nothing_else():
         cwd=Path(__file__).resolve().parents[1],  # this checkout's stages package
     )
     assert "kept line" in out.stderr
-    assert not any(notice in out.stderr for notice in cli.TF_START_UP_NOTICES)
+    assert not any(notice in out.stderr for notice in tf_import.TF_START_UP_NOTICES)
 
 
 @pytest.mark.parametrize("exit_code", [0, 3])
@@ -82,7 +82,7 @@ def test_run_main_freezes_what_is_left_and_keeps_exit_codes_and_atexit(exit_code
     still run, and every object left is frozen (so the last collection has nothing to walk)."""
     code = (
         "import atexit, gc, logging, sys\n"
-        "from stages import cli\n"
+        "from intro_cnn.runtime import cli\n"
         "logging.basicConfig(level=logging.INFO)\n"
         "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 1000, flush=True))\n"
         "def main():\n"
@@ -159,7 +159,7 @@ def test_a_new_stage_forgets_the_last_ones_commit(caplog, monkeypatch):
     with pytest.raises(SystemExit), cli.stage("first"):
         with cli.committing():
             pass
-        raise cli.StageError("after its commit")
+        raise errors.StageError("after its commit")
     caplog.clear()
     code, message, _ = _stopped(caplog, monkeypatch, "before")
     assert code == 143 and "none was written" in message

@@ -13,6 +13,7 @@ import yaml
 from intro_cnn import config
 from intro_cnn.commands import gate
 from intro_cnn.config import ROOT, ConfigError, parse_params
+from intro_cnn.runtime import errors
 from intro_cnn.runtime.files import write_json
 
 METRICS = {
@@ -180,13 +181,13 @@ def test_main_exit_codes(registry, tmp_path, caplog):
     }
     with pytest.raises(SystemExit) as exc:
         run_main(tmp_path, METRICS, bad)
-    assert exc.value.code == gate.EXIT_FAILED == 1
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert errors[:2] == [
+    assert exc.value.code == errors.EXIT_FAILED == 1
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged[:2] == [
         "cnn.test.accuracy 0.9871 < 0.9900",
         "mlp.test.accuracy 0.9802 <= cnn.test.accuracy 0.9871",
     ]
-    assert "2 of 3 checks failed" in errors[2]
+    assert "2 of 3 checks failed" in logged[2]
 
     for metrics, section, message in [
         (METRICS, {}, "Nothing is gated"),
@@ -197,7 +198,7 @@ def test_main_exit_codes(registry, tmp_path, caplog):
         (tmp_path / "metrics.json").unlink(missing_ok=True)
         with pytest.raises(SystemExit) as exc:
             run_main(tmp_path, metrics, section)
-        assert exc.value.code == gate.EXIT_MISCONFIGURED == 2
+        assert exc.value.code == errors.EXIT_CONFIG == 2
         assert message in caplog.text
 
 
@@ -279,7 +280,7 @@ def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     caplog.clear()
     with pytest.raises(SystemExit) as exc:
         gate.main(args)
-    assert exc.value.code == gate.EXIT_FAILED
+    assert exc.value.code == errors.EXIT_FAILED
     assert "cnn.test.accuracy 0.9860, baseline 0.9898 at HEAD: drop 0.0038 > max_drop 0.0030" in (
         caplog.text
     )
@@ -287,5 +288,5 @@ def test_main_compares_with_the_committed_baseline(registry, tmp_path, caplog):
     caplog.clear()
     with pytest.raises(SystemExit) as exc:
         gate.main([*args, "--baseline", "no-such-rev"])
-    assert exc.value.code == gate.EXIT_MISCONFIGURED
+    assert exc.value.code == errors.EXIT_CONFIG
     assert f"No baseline no-such-rev:{config.COMPARE_METRICS.as_posix()}" in caplog.text

@@ -69,7 +69,7 @@ def test_one_parent_per_execution(client, monkeypatch):
 def test_execution_owner_is_the_nearest_dvc_process(tmp_path):
     """Every stage that one `dvc` process starts agrees on the execution."""
     fake_dvc = tmp_path / "dvc"
-    child = "from stages import tracking; print(tracking.execution_owner().pid)"
+    child = "from intro_cnn import tracking; print(tracking.execution_owner().pid)"
     fake_dvc.write_text(
         "import os, subprocess, sys\n"
         f"out = [subprocess.run(['/bin/sh', '-c', sys.executable + ' -c \"{child}\"'], "

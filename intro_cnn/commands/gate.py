@@ -60,15 +60,11 @@ from intro_cnn.config import (
     run_info_path,
 )
 from intro_cnn.evaluation import evidence, fingerprint
-from intro_cnn.evaluation.evaluate import EvaluationError
-from intro_cnn.runtime.cli import StageError
+from intro_cnn.runtime.errors import EXIT_CONFIG, EXIT_FAILED, ProjectError
 from intro_cnn.runtime.files import read_json
 from intro_cnn.tracking import mlflow_store
 
 log = logging.getLogger(__name__)
-
-EXIT_FAILED = 1
-EXIT_MISCONFIGURED = 2
 
 
 class GateConfigError(ConfigError):
@@ -341,9 +337,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 forged = evidence.disagreements(metrics, measured, checked_metrics(results))
                 metrics = {**metrics, **measured.metrics}
                 results = check(metrics, thresholds, baseline, args.baseline)
-    except (GateConfigError, StageError, EvaluationError, OSError, ValueError) as exc:
+    except (ProjectError, OSError, ValueError) as exc:  # the gate could not run
         log.error("gate: %s", exc)
-        sys.exit(EXIT_MISCONFIGURED)
+        sys.exit(EXIT_CONFIG)
     if stale:  # judged before any threshold: these numbers are not the workspace's
         fail(
             [f"  {line}" for line in stale],
@@ -374,9 +370,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def checked_versions_or_exit(results: Sequence[Result]) -> dict[str, str]:
     try:
         return checked_versions(results)
-    except (GateConfigError, OSError, ValueError) as exc:
+    except (ProjectError, OSError, ValueError) as exc:
         log.error("gate: passed, but the champion alias was not set: %s", exc)
-        sys.exit(EXIT_MISCONFIGURED)
+        sys.exit(EXIT_CONFIG)
 
 
 def crown(uri: str, versions: Mapping[str, str]) -> None:
@@ -393,7 +389,7 @@ def crown(uri: str, versions: Mapping[str, str]) -> None:
     # gate could not finish: exit 2 with the reason, never a traceback read as a failed check.
     except Exception as exc:
         log.error("gate: passed, but the champion alias was not set: %s", _one_line(exc))
-        sys.exit(EXIT_MISCONFIGURED)
+        sys.exit(EXIT_CONFIG)
     if problems:
         fail(problems, "the registered versions are not the models checked; no alias was moved")
     for name, version in champions.items():

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 
 from intro_cnn import config, tracking
 from intro_cnn.data import digits
-from intro_cnn.runtime import cli
+from intro_cnn.runtime import cli, errors, tf_import
 from intro_cnn.tracking import mlflow_store
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def registered_name(model: str) -> str:
     return f"intro-cnn-{model}"
 
 
-class PredictError(RuntimeError):
+class PredictError(errors.StageError):
     """A model or image cannot be used (the message names it and the fix)."""
 
 
@@ -157,7 +156,7 @@ def load_champion(model: str) -> Any | None:
 
 def load_model(name: str) -> tuple[Any, str]:
     """The Keras model to predict with, and a label saying where it came from."""
-    with cli.importing_tensorflow():
+    with tf_import.importing_tensorflow():
         import keras
 
     path = Path(name)
@@ -214,7 +213,6 @@ def main(argv: list[str] | None = None) -> None:
         help="write the first image's 28×28 input and first-convolution feature maps",
     )
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         preds, label = run(args.images, args.model, args.explain)

@@ -22,7 +22,6 @@ from typing import Annotated, Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-# The schema of each section and the names and bounds it allows, re-exported (see above).
 from intro_cnn.config.schema import (  # noqa: F401
     DEFAULT_IMAGE_MAX_PIXELS,
     IDX_FILES,
@@ -48,6 +47,9 @@ from intro_cnn.config.schema import (  # noqa: F401
     ThresholdsConfig,
     TrainConfig,
 )
+
+# The schema of each section and the names and bounds it allows, re-exported (see above).
+from intro_cnn.runtime.errors import ConfigError
 
 # --------------------------------------------------------------------------------------
 # Paths: the single source of truth, shared with dvc.yaml (tests check they agree).
@@ -153,10 +155,6 @@ def raw_image_path(directory: Path = RAW_IMAGE_DIR) -> Path:
     if not found:
         raise FileNotFoundError(f"No image.* in {directory}: run `dvc repro download` first.")
     return found[0]
-
-
-class ConfigError(ValueError):
-    """params.yaml does not match the schema; the message names the file, key and fix."""
 
 
 # --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 
 from intro_cnn import config
 from intro_cnn.data.dataset import NUM_CLASSES
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import cli, errors, files
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def main() -> None:
                 arrays = {k: raw[k] for k in config.MNIST_ARRAYS}
             data = split(arrays, params.preprocess.validation_split)
         except (OSError, KeyError, ValueError) as exc:
-            raise cli.StageError(
+            raise errors.StageError(
                 f"cannot preprocess {config.RAW_MNIST}: {exc}. Rerun `dvc repro download`."
             ) from exc
         summary = summarize(data)

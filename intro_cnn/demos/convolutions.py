@@ -23,7 +23,7 @@ import numpy as np
 from intro_cnn import config
 from intro_cnn.reporting import plotting
 from intro_cnn.reporting.plotting import label
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import cli, errors, files
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -343,7 +343,7 @@ def main() -> None:
                 for name, fig in figures.items()
             }
         except (OSError, ValueError) as exc:  # missing, corrupt or too small image
-            raise cli.StageError(str(exc)) from exc
+            raise errors.StageError(str(exc)) from exc
         summary = summarize(arrays)
         summary["image"] = {
             "path": image_path.as_posix(),

@@ -28,7 +28,7 @@ from intro_cnn import config, tracking
 from intro_cnn.config import Params, load_params
 from intro_cnn.evaluation import claims, fingerprint
 from intro_cnn.evaluation.claims import Claim
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import cli, errors, files
 from intro_cnn.runtime.files import read_json, write_json
 from intro_cnn.tracking import mlflow_store
 
@@ -40,7 +40,7 @@ EARLY_EPOCHS = 3
 MLFLOW_DIR = "evaluate"
 
 
-class CompareError(RuntimeError):
+class CompareError(errors.StageError):
     """An input of the compare stage is missing or malformed (the message says which and how
     to fix it)."""
 
@@ -347,4 +347,4 @@ def main() -> None:
         try:
             run_stage(params, uri)
         except (CompareError, OSError, ValueError) as exc:
-            raise cli.StageError(str(exc)) from exc
+            raise errors.StageError(str(exc)) from exc

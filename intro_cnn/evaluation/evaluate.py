@@ -14,7 +14,6 @@ Keras and MLflow are imported where they are used, so importing this module stay
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from intro_cnn.config import (
     run_info_path,
 )
 from intro_cnn.evaluation import fingerprint
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import cli, errors, files, tf_import
 from intro_cnn.runtime.files import read_json
 from intro_cnn.tracking import mlflow_store
 
@@ -61,7 +60,7 @@ MLFLOW_METRICS = {
 }
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(errors.StageError):
     """An input of the evaluate stage is missing or malformed (the message says which and how
     to fix it)."""
 
@@ -415,7 +414,7 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], float]:
     """Evaluate one saved model and add its per-model files to ``outputs``; return its
     ``metrics.json`` entry and inference throughput."""
-    with cli.importing_tensorflow():
+    with tf_import.importing_tensorflow():
         import keras
 
     model = keras.saving.load_model(model_path(name), compile=False)
@@ -478,11 +477,10 @@ def run_stage(params: Params, name: str, uri: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = list(sys.argv[1:] if argv is None else argv)
     with cli.stage("evaluate"):
         if len(args) != 1:
-            raise cli.StageError(
+            raise errors.StageError(
                 "usage: python -m stages.evaluate MODEL (a model of params.yaml `models`; "
                 "`dvc repro evaluate` evaluates them all)"
             )
@@ -492,4 +490,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             run_stage(params, args[0], uri)
         except (EvaluationError, OSError, ValueError) as exc:
-            raise cli.StageError(str(exc)) from exc
+            raise errors.StageError(str(exc)) from exc

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from intro_cnn import config
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import files, tf_import
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def measure(models: Iterable[str], batch_size: int) -> Measured:
     from intro_cnn.evaluation import evaluate
 
     x, y = evaluate.load_test_split()
-    with cli.importing_tensorflow():
+    with tf_import.importing_tensorflow():
         import keras
 
     entries = {}

@@ -20,6 +20,7 @@ import numpy as np
 
 from intro_cnn.reporting import plotting
 from intro_cnn.reporting.plotting import label
+from intro_cnn.runtime import errors
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,7 +35,7 @@ BN_PAIR = ("cnn_small", "cnn_small_bn")
 WRONG_COLUMNS = 4
 
 
-class VisualizeError(RuntimeError):
+class VisualizeError(errors.StageError):
     """An input of the visualize stage is missing or malformed (the message says the fix)."""
 
 

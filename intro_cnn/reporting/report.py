@@ -19,7 +19,6 @@ import base64
 import csv
 import importlib.metadata
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ import markupsafe
 from intro_cnn import config, i18n, tracking
 from intro_cnn.evaluation import claims
 from intro_cnn.reporting import drawpad
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import cli, errors, files
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ VERDICT_CLASS = {
 }
 
 
-class ReportError(RuntimeError):
+class ReportError(errors.StageError):
     """An input of the report stage is missing or malformed (the message says the fix)."""
 
 
@@ -461,14 +460,13 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with cli.stage("report"):
         params = config.load_params()
         try:
             inputs = read_inputs(list(params.models))
             page = build_html(inputs, params.report.lang)
         except (ReportError, drawpad.PadError, OSError, ValueError, KeyError) as exc:
-            raise cli.StageError(str(exc)) from exc
+            raise errors.StageError(str(exc)) from exc
         files.write_text(config.REPORT_HTML, page)
     n_figures = len(inputs.conv_figures) + len(inputs.network_figures)
     log.info(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,7 @@ from intro_cnn.reporting.network_figures import (
     index_json,
     make_figures,
 )
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import cli, errors, files, tf_import
 from intro_cnn.tracking import mlflow_store
 
 if TYPE_CHECKING:
@@ -175,7 +174,7 @@ def load_processed(n_images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def conv_details(name: str, images: np.ndarray, labels: np.ndarray) -> ConvDetails:
     """Load the saved filter model; its kernels and feature maps on ``images``."""
-    with cli.importing_tensorflow():
+    with tf_import.importing_tensorflow():
         import keras
 
     path = _need(config.model_path(name), f"dvc repro train@{name}")
@@ -239,7 +238,6 @@ def log_figures(
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with cli.stage("visualize"):
         params = config.load_params()
         uri = mlflow_store.tracking_uri()
@@ -259,7 +257,7 @@ def main() -> None:
                 for entry, fig in figures
             }
         except (VisualizeError, OSError, ValueError, KeyError) as exc:
-            raise cli.StageError(str(exc)) from exc
+            raise errors.StageError(str(exc)) from exc
         entries = [entry for entry, _ in figures]
         index = json.dumps(index_json(entries, lang), indent=2, ensure_ascii=False) + "\n"
         contents[config.FIGURES_INDEX] = index.encode("utf-8")

@@ -30,18 +30,18 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from intro_cnn.config import ConfigError
+from intro_cnn.runtime.errors import (
+    EXIT_FAILED,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    ConfigError,
+    ProjectError,
+)
 
 log = logging.getLogger("stages")
-
-EXIT_FAILED = 1
-EXIT_CONFIG = 2  # the gate's convention too
-EXIT_SIGINT = 128 + signal.SIGINT
-EXIT_SIGTERM = 128 + signal.SIGTERM
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -51,10 +51,6 @@ class Terminated(KeyboardInterrupt):
 
     A KeyboardInterrupt subclass, so ``except Exception`` blocks do not swallow it.
     """
-
-
-class StageError(Exception):
-    """A failure the stage explains itself; its message is the one line the user sees."""
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -103,12 +99,9 @@ def stage(name: str) -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
-    except ConfigError as exc:
-        log.error("%s: %s", name, exc)
-        sys.exit(EXIT_CONFIG)
-    except StageError as exc:
-        log.error("%s failed: %s", name, exc)
-        sys.exit(EXIT_FAILED)
+    except ProjectError as exc:
+        log.error("%s: %s" if isinstance(exc, ConfigError) else "%s failed: %s", name, exc)
+        sys.exit(exc.exit_status)
     except Terminated:
         log.error("%s", interrupted_message(name, "terminated (SIGTERM)"))
         sys.exit(EXIT_SIGTERM)
@@ -203,56 +196,3 @@ def committing() -> Iterator[None]:
     if caught:
         _signal_held = True
         _deliver(signal.SIGTERM if signal.SIGTERM in caught else caught[0])
-
-
-# TensorFlow's C++ start-up notices, written through absl before TF_CPP_MIN_LOG_LEVEL applies
-# (TF 2.21), once per shared library: absl's preamble and oneDNN's 280-character
-# "oneDNN custom operations are on ..." (an INFO line; TF_ENABLE_ONEDNN_OPTS=0 would silence it
-# by changing the kernels).
-TF_START_UP_NOTICES = (
-    "WARNING: All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on.",
-)
-
-
-# Packages Keras imports only when they are installed, for features no stage uses, and that
-# TensorFlow's import therefore pulls in (it imports Keras): scikit-learn for Keras' scikit-learn
-# wrappers (``keras.wrappers``; MLflow installs it), matplotlib with pyplot for Keras' image
-# galleries (``keras.visualization``). Together about 1.5 s and 85 MB of every TensorFlow
-# process (benchmarks/README.md, third pass). During the first import they are hidden
-# (``sys.modules`` maps them to None, so importing them raises ImportError) and Keras defines
-# those features as it does without them; afterwards they import as usual (the figures need
-# matplotlib, never pyplot).
-TENSORFLOW_IMPORT_SKIPS = ("sklearn", "matplotlib")
-
-
-@contextlib.contextmanager
-def importing_tensorflow() -> Iterator[None]:
-    """Import TensorFlow (or Keras) inside this block, the first time: its start-up notices
-    (``TF_START_UP_NOTICES``) are dropped from stderr, everything else written to it meanwhile
-    follows when the block ends, and the packages of ``TENSORFLOW_IMPORT_SKIPS`` are not
-    imported with it. Nothing changes once TensorFlow is loaded."""
-    if "tensorflow" in sys.modules:
-        yield
-        return
-    hidden = [name for name in TENSORFLOW_IMPORT_SKIPS if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            for name in hidden:
-                if name in sys.modules and sys.modules[name] is None:
-                    del sys.modules[name]
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().decode(errors="replace").splitlines(keepends=True):
-                if not any(notice in line for notice in TF_START_UP_NOTICES):
-                    sys.stderr.write(line)
-            sys.stderr.flush()

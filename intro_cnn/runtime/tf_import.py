@@ -1,0 +1,62 @@
+"""Importing TensorFlow quietly and lightly: what every process that loads it shares."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+# TensorFlow's C++ start-up notices, written through absl before TF_CPP_MIN_LOG_LEVEL applies
+# (TF 2.21), once per shared library: absl's preamble and oneDNN's 280-character
+# "oneDNN custom operations are on ..." (an INFO line; TF_ENABLE_ONEDNN_OPTS=0 would silence it
+# by changing the kernels).
+TF_START_UP_NOTICES = (
+    "WARNING: All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on.",
+)
+
+
+# Packages Keras imports only when they are installed, for features no stage uses, and that
+# TensorFlow's import therefore pulls in (it imports Keras): scikit-learn for Keras' scikit-learn
+# wrappers (``keras.wrappers``; MLflow installs it), matplotlib with pyplot for Keras' image
+# galleries (``keras.visualization``). Together about 1.5 s and 85 MB of every TensorFlow
+# process (benchmarks/README.md, third pass). During the first import they are hidden
+# (``sys.modules`` maps them to None, so importing them raises ImportError) and Keras defines
+# those features as it does without them; afterwards they import as usual (the figures need
+# matplotlib, never pyplot).
+TENSORFLOW_IMPORT_SKIPS = ("sklearn", "matplotlib")
+
+
+@contextlib.contextmanager
+def importing_tensorflow() -> Iterator[None]:
+    """Import TensorFlow (or Keras) inside this block, the first time: its start-up notices
+    (``TF_START_UP_NOTICES``) are dropped from stderr, everything else written to it meanwhile
+    follows when the block ends, and the packages of ``TENSORFLOW_IMPORT_SKIPS`` are not
+    imported with it. Nothing changes once TensorFlow is loaded."""
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow reads it
+    hidden = [name for name in TENSORFLOW_IMPORT_SKIPS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            for name in hidden:
+                if name in sys.modules and sys.modules[name] is None:
+                    del sys.modules[name]
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(notice in line for notice in TF_START_UP_NOTICES):
+                    sys.stderr.write(line)
+            sys.stderr.flush()

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from intro_cnn.runtime.errors import StageError
+
 # Fixed zip timestamp: identical arrays give identical bytes, so DVC sees no change when the
 # same data arrives from another source.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -155,6 +157,14 @@ class Outputs:
         """Move every file into place, each atomically."""
         for target, data in self.files.items():
             write_bytes(target, data)
+
+
+def require(path: Path, fix: str) -> Path:
+    """``path``, or a :class:`~intro_cnn.runtime.errors.StageError` naming the command that
+    makes it (``fix``, e.g. ``dvc repro preprocess``) when it does not exist."""
+    if not path.exists():
+        raise StageError(f"{path} not found: run `{fix}` first.")
+    return path
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

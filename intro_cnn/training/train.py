@@ -327,7 +327,7 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
     seed = params.seed_for(name)
     start_ms = int(time.time() * 1000)
     configure_tensorflow(seed, params.train.deterministic)
-    data = load_processed(str(config.PROCESSED_MNIST))
+    data = load_processed()
     precision = resolve_precision(params.train.precision)
     # Build, compile and fit in one strategy scope (one replica without "mirrored").
     with distribution_scope(params.train.strategy) as replicas:

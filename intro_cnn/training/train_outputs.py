@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from intro_cnn import config
 from intro_cnn.runtime import files
+from intro_cnn.runtime.errors import StageError
 
 # history.csv holds what an identical rerun reproduces exactly; wall-clock numbers (seconds per
 # epoch, throughput) go to timing.json, which DVC tracks but does not treat as metrics.
@@ -27,6 +29,29 @@ class TrainResult:
     samples_per_second: float  # training samples processed per wall second
     n_train: int
     n_val: int
+
+
+def read_history(name: str) -> list[dict[str, str]]:
+    """Model ``name``'s ``history.csv`` as the train stage wrote it: one row per epoch, epoch 1
+    first, every column of :data:`HISTORY_COLUMNS` present and numeric (values kept as their
+    text, so a table gathered from them repeats them byte for byte)."""
+    path = files.require(config.history_path(name), f"dvc repro train@{name}")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(HISTORY_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise StageError(f"{path}: missing column(s) {sorted(missing)}; rerun the train stage.")
+        rows = list(reader)
+    try:
+        rows.sort(key=lambda r: int(r["epoch"]))
+        for row in rows:
+            for column in HISTORY_COLUMNS[1:]:
+                float(row[column])
+    except (TypeError, ValueError) as exc:
+        raise StageError(f"{path}: not a number ({exc}); rerun the train stage.") from exc
+    if not rows:
+        raise StageError(f"{path} has no epochs; rerun the train stage.")
+    return rows
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:

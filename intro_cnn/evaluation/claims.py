@@ -19,6 +19,13 @@ from intro_cnn import i18n
 HOLDS, PARTLY, DOES_NOT_HOLD, NOT_CHECKED = "holds", "partly holds", "does not hold", "not checked"
 VERDICTS = (HOLDS, PARTLY, DOES_NOT_HOLD, NOT_CHECKED)
 
+# The models each claim compares, (the one claimed better, the one it is compared with): named
+# here only, for the claims and for every figure and table about them.
+CLAIM_MODELS: dict[str, tuple[str, str]] = {
+    "cnn_vs_mlp": ("cnn", "mlp"),
+    "batchnorm": ("cnn_small_bn", "cnn_small"),
+}
+
 # Each claim's parts, in the order its statement names them.
 PARTS: dict[str, tuple[str, ...]] = {
     "cnn_vs_mlp": ("better test accuracy", "far fewer parameters"),

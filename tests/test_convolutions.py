@@ -24,6 +24,7 @@ from intro_cnn.demos.convolutions import (
     to_grey,
 )
 from intro_cnn.reporting import plotting
+from stages import convolutions as convolutions_stage
 
 CFG = config.ConvolutionsConfig(walk_seed=2, walk_steps=200, gauss_taps=15, gauss_halfwidth=2.0)
 
@@ -283,7 +284,7 @@ def test_main_writes_all_figures_and_summary(tmp_path, monkeypatch):
     image_dir.mkdir(parents=True)
     Image.fromarray(_small_image(30, 40)).save(image_dir / "image.png")
 
-    convolutions.main()
+    convolutions_stage.main()
 
     out = tmp_path / config.CONV_DIR
     pngs = sorted(p.name for p in out.glob("*.png"))
@@ -305,14 +306,14 @@ def test_main_writes_all_figures_and_summary(tmp_path, monkeypatch):
 
     # Rerunning gives byte-identical outputs (DVC sees no change).
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    convolutions.main()
+    convolutions_stage.main()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_main_without_image_fails_cleanly(tmp_path, monkeypatch, caplog):
     _stage_dir(tmp_path, monkeypatch)
     with pytest.raises(SystemExit) as exc:
-        convolutions.main()
+        convolutions_stage.main()
     assert exc.value.code == 1
     assert "dvc repro download" in caplog.text
     assert not (tmp_path / config.CONV_DIR).exists()
@@ -324,7 +325,7 @@ def test_main_with_corrupt_image_fails_cleanly(tmp_path, monkeypatch, caplog):
     image_dir.mkdir(parents=True)
     shutil.copyfile(config.ROOT / "pyproject.toml", image_dir / "image.jpg")
     with pytest.raises(SystemExit) as exc:
-        convolutions.main()
+        convolutions_stage.main()
     assert exc.value.code == 1
     assert "image.jpg" in caplog.text
     assert not (tmp_path / config.CONV_DIR).exists()
@@ -350,7 +351,7 @@ def test_main_refuses_a_1x1_image_and_keeps_the_previous_figures(tmp_path, monke
     out.mkdir(parents=True)
     (out / "summary.json").write_text("previous", encoding="utf-8")
     with pytest.raises(SystemExit) as exc:
-        convolutions.main()
+        convolutions_stage.main()
     assert exc.value.code == 1
     assert "data/raw/image/image.png is 1x1 pixels, smaller than the 30x30" in caplog.text
     assert [p.name for p in out.iterdir()] == ["summary.json"]

@@ -49,7 +49,7 @@ from intro_cnn.config.schema import (  # noqa: F401
 )
 
 # The schema of each section and the names and bounds it allows, re-exported (see above).
-from intro_cnn.runtime.errors import ConfigError
+from intro_cnn.runtime.errors import ConfigError, StageError
 
 # --------------------------------------------------------------------------------------
 # Paths: the single source of truth, shared with dvc.yaml (tests check they agree).
@@ -153,7 +153,7 @@ def raw_image_path(directory: Path = RAW_IMAGE_DIR) -> Path:
     """The downloaded image, whatever its extension (there is exactly one)."""
     found = sorted(p for p in directory.glob("image.*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not found:
-        raise FileNotFoundError(f"No image.* in {directory}: run `dvc repro download` first.")
+        raise StageError(f"No image.* in {directory}: run `dvc repro download` first.")
     return found[0]
 
 

@@ -7,16 +7,14 @@ the notebook-style benchmark) train and validate on exactly the same rows.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
 from intro_cnn import config
 from intro_cnn.data.dataset import NUM_CLASSES
-from intro_cnn.runtime import cli, errors, files
-
-log = logging.getLogger(__name__)
+from intro_cnn.runtime import errors
 
 SPLITS = ("train", "val", "test")
 
@@ -68,27 +66,14 @@ def summarize(data: Mapping[str, np.ndarray]) -> dict:
     return summary
 
 
-def main() -> None:
-    with cli.stage("preprocess"):
-        params = config.load_params()
-        try:
-            with np.load(config.RAW_MNIST) as raw:
-                arrays = {k: raw[k] for k in config.MNIST_ARRAYS}
-            data = split(arrays, params.preprocess.validation_split)
-        except (OSError, KeyError, ValueError) as exc:
-            raise errors.StageError(
-                f"cannot preprocess {config.RAW_MNIST}: {exc}. Rerun `dvc repro download`."
-            ) from exc
-        summary = summarize(data)
-        with cli.committing():
-            # Uncompressed: ~200 MB of floats load in a fraction of a second; deflate would
-            # cost seconds in every training stage.
-            files.write_npz(config.PROCESSED_MNIST, data, compress=False)
-            files.write_json(config.PROCESSED_SUMMARY, summary)
-    log.info(
-        "train %d, val %d, test %d images -> %s",
-        summary["train"]["n"],
-        summary["val"]["n"],
-        summary["test"]["n"],
-        config.PROCESSED_MNIST,
-    )
+def split_raw(path: Path, validation_split: float) -> dict[str, np.ndarray]:
+    """The raw MNIST file at ``path`` read and split (:func:`split`); a missing, damaged or
+    incomplete file is a StageError naming the fix."""
+    try:
+        with np.load(path) as raw:
+            arrays = {k: raw[k] for k in config.MNIST_ARRAYS}
+        return split(arrays, validation_split)
+    except (OSError, KeyError, ValueError) as exc:
+        raise errors.StageError(
+            f"cannot preprocess {path}: {exc}. Rerun `dvc repro download`."
+        ) from exc

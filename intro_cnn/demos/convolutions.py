@@ -13,7 +13,6 @@ change ever reruns this stage. Outputs: ``reports/figures/convolutions/NN_name.p
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ import numpy as np
 from intro_cnn import config
 from intro_cnn.reporting import plotting
 from intro_cnn.reporting.plotting import label
-from intro_cnn.runtime import cli, errors, files
+from intro_cnn.runtime import errors, files
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,9 +33,6 @@ def convolve(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     from scipy.ndimage import convolve as scipy_convolve
 
     return scipy_convolve(values, kernel)
-
-
-log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------
@@ -328,37 +324,30 @@ def load_image(path: str | Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def main() -> None:
-    with cli.stage("convolutions"):
-        params = config.load_params()
-        try:
-            image_path = config.raw_image_path()
-            image = load_image(image_path)
-            check_image_size(image_path, image, params.convolutions.gauss_taps)
-            arrays = compute_all(params.convolutions, image)
-            figures = make_figures(arrays, params.report.lang)
-            # Render everything before writing anything: a failure leaves no partial set.
-            pngs = {
-                f"{name}.png": plotting.figure_png_bytes(fig, params.report.dpi)
-                for name, fig in figures.items()
-            }
-        except (OSError, ValueError) as exc:  # missing, corrupt or too small image
-            raise errors.StageError(str(exc)) from exc
-        summary = summarize(arrays)
-        summary["image"] = {
-            "path": image_path.as_posix(),
-            "sha256": files.file_sha256(image_path),
-            **summary["image"],
-        }
-        with cli.committing():
-            for name, data in pngs.items():
-                files.write_bytes(config.CONV_DIR / name, data)
-            files.write_json(config.CONV_SUMMARY, summary)
-    log.info(
-        "%d figures (%s, %d dpi) and %s -> %s",
-        len(pngs),
-        params.report.lang,
-        params.report.dpi,
-        config.CONV_SUMMARY.name,
-        config.CONV_DIR,
-    )
+def read_image(path: Path, taps: int) -> np.ndarray:
+    """The demo image at ``path``, refused (StageError) when missing, unreadable or too small
+    for a ``taps``-tap kernel (:func:`check_image_size`)."""
+    try:
+        image = load_image(path)
+        check_image_size(path, image, taps)
+    except (OSError, ValueError) as exc:
+        raise errors.StageError(str(exc)) from exc
+    return image
+
+
+def render(arrays: Mapping[str, np.ndarray], lang: str, dpi: int) -> dict[str, bytes]:
+    """Every figure as PNG bytes by file name, rendered before anything is written so that a
+    failure leaves no partial set."""
+    figures = make_figures(arrays, lang)
+    return {f"{name}.png": plotting.figure_png_bytes(fig, dpi) for name, fig in figures.items()}
+
+
+def stage_summary(arrays: Mapping[str, np.ndarray], image_path: Path) -> dict:
+    """:func:`summarize`, with the image's path and digest first."""
+    summary = summarize(arrays)
+    summary["image"] = {
+        "path": image_path.as_posix(),
+        "sha256": files.file_sha256(image_path),
+        **summary["image"],
+    }
+    return summary

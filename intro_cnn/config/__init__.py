@@ -1,8 +1,10 @@
 """The project's paths, and ``params.yaml`` read into typed sections.
 
 The paths are the single source of truth, shared with ``dvc.yaml`` (tests check they agree).
-The sections' schema, with the allowed names and bounds, is in :mod:`intro_cnn.config.schema` and
-re-exported here: stages use ``config.Params``, ``config.ModelConfig``, ``config.IDX_FILES``...
+The paths are :mod:`intro_cnn.config.paths`, the sections' schema with the allowed names and
+bounds :mod:`intro_cnn.config.schema`, the reading :mod:`intro_cnn.config.params`; all are
+re-exported here: code uses ``config.PROCESSED_MNIST``, ``config.load_params()``,
+``config.Params``...
 A bad file raises :class:`ConfigError` whose message names the file, the key path, the bad value
 and what is allowed (model names are checked against ``intro_cnn/architectures/``);
 stages turn it into exit status 2 before importing anything heavy.
@@ -13,26 +15,67 @@ functions call :func:`load_params` once and pass the typed sections down.
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any
-
-import yaml
-from pydantic import TypeAdapter, ValidationError
-
-from intro_cnn.config.schema import (  # noqa: F401
+from intro_cnn.config.params import (
+    load_params,
+    parse_params,
+    read_yaml,
+)
+from intro_cnn.config.paths import (
+    COMPARE_CLAIMS,
+    COMPARE_DIR,
+    COMPARE_HISTORY,
+    COMPARE_INPUTS,
+    COMPARE_METRICS,
+    COMPARE_RUNS,
+    COMPARE_TIMING,
+    COMPARISON_CSV,
+    COMPARISON_MD,
+    CONFUSION,
+    CONV_DIR,
+    CONV_SUMMARY,
+    EVAL_DIR,
+    EVAL_FILES,
+    EVAL_INPUTS,
+    EVAL_LAYERS,
+    EVAL_METRICS,
+    EVAL_RUN,
+    EVAL_TIMING,
+    FIGURES_DIR,
+    FIGURES_INDEX,
+    IMAGE_SUFFIXES,
+    MODELS_DIR,
+    NETWORK_DIR,
+    PARAMS_FILE,
+    PER_CLASS,
+    PREDICTIONS,
+    PROCESSED_DIR,
+    PROCESSED_MNIST,
+    PROCESSED_SUMMARY,
+    RAW_DIR,
+    RAW_IMAGE_DIR,
+    RAW_MNIST,
+    RAW_SOURCES,
+    REPORT_HTML,
+    REPORTS_DIR,
+    ROOT,
+    TRAIN_DIR,
+    WRONG,
+    eval_dir,
+    history_path,
+    model_path,
+    raw_image_path,
+    run_info_path,
+    train_metrics_path,
+    train_timing_path,
+)
+from intro_cnn.config.schema import (
     DEFAULT_IMAGE_MAX_PIXELS,
     IDX_FILES,
     LANGUAGES,
-    LOSSES,
     MNIST_ARRAYS,
     MNIST_SOURCES,
     OPTIMIZERS,
-    PRECISION_CHOICES,
     PRECISIONS,
-    PREFETCH_CHOICES,
     SEED_MAX,
     STRATEGY_CHOICES,
     ConvolutionsConfig,
@@ -47,282 +90,77 @@ from intro_cnn.config.schema import (  # noqa: F401
     ThresholdsConfig,
     TrainConfig,
 )
+from intro_cnn.runtime.errors import ConfigError
 
-# The schema of each section and the names and bounds it allows, re-exported (see above).
-from intro_cnn.runtime.errors import ConfigError, StageError
-
-# --------------------------------------------------------------------------------------
-# Paths: the single source of truth, shared with dvc.yaml (tests check they agree).
-# --------------------------------------------------------------------------------------
-ROOT = Path(__file__).resolve().parents[2]
-PARAMS_FILE = "params.yaml"
-
-RAW_DIR = Path("data/raw")
-RAW_MNIST = RAW_DIR / "mnist.npz"
-# The demo image keeps the bytes and extension its source gave (.jpg, .png), so it lives alone
-# in a folder that dvc.yaml declares as one output.
-RAW_IMAGE_DIR = RAW_DIR / "image"
-RAW_SOURCES = RAW_DIR / "sources.json"
-
-PROCESSED_DIR = Path("data/processed")
-PROCESSED_MNIST = PROCESSED_DIR / "mnist.npz"
-PROCESSED_SUMMARY = PROCESSED_DIR / "summary.json"
-
-MODELS_DIR = Path("models")
-REPORTS_DIR = Path("reports")
-FIGURES_DIR = REPORTS_DIR / "figures"
-TRAIN_DIR = REPORTS_DIR / "train"  # per-model history, metrics and run id
-EVAL_DIR = REPORTS_DIR / "evaluate"
-CONV_DIR = FIGURES_DIR / "convolutions"
-
-
-# What the compare stage writes across models (DVC metrics, run ids, input digests, claims,
-# tables, the training curves of every model in one table for `dvc plots`).
-COMPARE_DIR = REPORTS_DIR / "compare"
-COMPARE_METRICS = COMPARE_DIR / "metrics.json"
-COMPARE_TIMING = COMPARE_DIR / "timing.json"  # inference throughput: tracked, not DVC metrics
-COMPARE_RUNS = COMPARE_DIR / "runs.json"
-COMPARE_CLAIMS = COMPARE_DIR / "claims.json"
-COMPARE_INPUTS = COMPARE_DIR / "inputs.json"  # digests of what was evaluated (the gate checks)
-COMPARE_HISTORY = COMPARE_DIR / "history.csv"
-COMPARISON_MD = REPORTS_DIR / "comparison.md"
-COMPARISON_CSV = REPORTS_DIR / "comparison.csv"
-# Figures of the trained networks, and the index of a figure folder (what each file shows).
-NETWORK_DIR = FIGURES_DIR / "network"
-FIGURES_INDEX = "index.json"
-CONV_SUMMARY = CONV_DIR / "summary.json"
-REPORT_HTML = REPORTS_DIR / "index.html"
-
-
-def model_path(name: str) -> Path:
-    return MODELS_DIR / f"{name}.keras"
-
-
-def eval_dir(name: str) -> Path:
-    """One model's evaluation files (the EVAL_FILES), written by ``evaluate@<name>``."""
-    return EVAL_DIR / name
-
-
-# Per model under eval_dir(name): the test predictions (DVC's confusion plot), the confusion
-# matrix, per-class precision/recall/F1, the most confidently wrong test images, the test
-# metrics and parameter count, the inference throughput, the MLflow runs the metrics went to,
-# the digests of what was evaluated and the model's layer table (the report's summary).
-PREDICTIONS = "predictions.csv"
-CONFUSION = "confusion.json"
-PER_CLASS = "per_class.json"
-WRONG = "wrong.json"
-EVAL_METRICS = "metrics.json"
-EVAL_TIMING = "timing.json"
-EVAL_RUN = "run.json"
-EVAL_INPUTS = "inputs.json"
-EVAL_LAYERS = "layers.json"
-EVAL_FILES = (
-    PREDICTIONS,
-    CONFUSION,
-    PER_CLASS,
-    WRONG,
-    EVAL_METRICS,
-    EVAL_TIMING,
-    EVAL_RUN,
-    EVAL_INPUTS,
-    EVAL_LAYERS,
-)
-
-
-def history_path(name: str) -> Path:
-    return TRAIN_DIR / name / "history.csv"
-
-
-def train_metrics_path(name: str) -> Path:
-    return TRAIN_DIR / name / "metrics.json"
-
-
-def train_timing_path(name: str) -> Path:
-    """Wall-clock measurements of a training: tracked, but not DVC metrics."""
-    return TRAIN_DIR / name / "timing.json"
-
-
-def run_info_path(name: str) -> Path:
-    return TRAIN_DIR / name / "run.json"
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def raw_image_path(directory: Path = RAW_IMAGE_DIR) -> Path:
-    """The downloaded image, whatever its extension (there is exactly one)."""
-    found = sorted(p for p in directory.glob("image.*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        raise StageError(f"No image.* in {directory}: run `dvc repro download` first.")
-    return found[0]
-
-
-# --------------------------------------------------------------------------------------
-# Reading and validating
-# --------------------------------------------------------------------------------------
-_PARAMS = TypeAdapter(Params)
-# YAML 1.2 floats (``1e-3``), as DVC reads params.yaml; PyYAML alone reads ``1e-3`` as a string.
-_FLOAT = re.compile(
-    r"^[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?$"
-    r"|^[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)$"
-    r"|^\.[0-9_]+(?:[eE][-+][0-9]+)?$"
-    r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
-)
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses duplicate keys and reads YAML 1.2 floats."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"found the key {key!r} twice (first on line {seen[key].start_mark.line + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if part == "[key]":
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _keys_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys the schema allows at ``loc`` (for a message about an unknown key)."""
-    import dataclasses
-    import typing
-
-    tp: Any = Params
-    for part in loc:
-        while typing.get_origin(tp) is Annotated:
-            tp = typing.get_args(tp)[0]
-        if dataclasses.is_dataclass(tp):
-            tp = typing.get_type_hints(tp, include_extras=True).get(str(part))
-        elif typing.get_origin(tp) in (Mapping, dict, tuple):
-            tp = (
-                typing.get_args(tp)[-1]
-                if typing.get_origin(tp) is not tuple
-                else (typing.get_args(tp)[0])
-            )
-        if tp is None:
-            return []
-    while typing.get_origin(tp) is Annotated or typing.get_origin(tp) in (type(None),):
-        tp = typing.get_args(tp)[0]
-    if typing.get_origin(tp) is not None and type(None) in typing.get_args(tp):
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    return [f.name for f in dataclasses.fields(tp)] if dataclasses.is_dataclass(tp) else []
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    loc = tuple(error["loc"])
-    where = _path(loc)
-    kind = error["type"]
-    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
-        valid = ", ".join(_keys_at(loc[:-1])) or "none"
-        return f"{where}: unknown key (a typo?); valid keys here: {valid}"
-    if kind == "missing" or kind == "missing_argument":
-        return f"{where}: missing; add it (params.yaml in git has every key)"
-    if kind in ("dataclass_type", "dict_type", "mapping_type", "model_type"):
-        return f"{where} = {_show(error['input'])}: expected a mapping of keys to values"
-    message = error["msg"]
-    message = message.removeprefix("Value error, ")
-    message = message[:1].lower() + message[1:]
-    return f"{where} = {_show(error['input'])}: {message}"
-
-
-def _check_names(params: Params) -> list[str]:
-    """Names that must refer to something that exists (a model builder), and sane rules.
-
-    Thresholds may name models missing from ``models``: the gate reports those as failures.
-    """
-    from intro_cnn.architectures import model_names, new_model_hint
-
-    problems = []
-    known = model_names()
-    for name in params.models:
-        if name not in known:
-            problems.append(
-                f"models.{name}: no model builder named {name!r}; valid names: "
-                f"{', '.join(known)} (to define it, {new_model_hint(name)})"
-            )
-    for i, rule in enumerate(params.thresholds.better_than):
-        if rule.model == rule.than:
-            problems.append(f"thresholds.better_than[{i}]: a model cannot beat itself")
-    return problems
-
-
-def _error(source: str, problems: list[str]) -> ConfigError:
-    if len(problems) == 1:
-        return ConfigError(f"{source}: {problems[0]}.")
-    lines = "\n".join(f"  - {p}" for p in problems)
-    return ConfigError(f"{source} has {len(problems)} errors:\n{lines}")
-
-
-def parse_params(raw: Any, source: str = PARAMS_FILE) -> Params:
-    """Validate a params mapping (as loaded from YAML) into typed sections.
-
-    Raises :class:`ConfigError` listing every problem, each with its key path and bad value.
-    """
-    if not isinstance(raw, Mapping):
-        raise _error(source, [f"expected a mapping of sections, got {_show(raw)}"])
-    try:
-        params = _PARAMS.validate_python(dict(raw))
-    except ValidationError as exc:
-        raise _error(source, [_message(e) for e in exc.errors()]) from None
-    problems = _check_names(params)
-    if problems:
-        raise _error(source, problems)
-    return params
-
-
-def read_yaml(path: str | os.PathLike[str]) -> Any:
-    """Parse a YAML file; a syntax error becomes a :class:`ConfigError` with line and column."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_Loader)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found: run from the repository root (where params.yaml is)."
-        ) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc}).") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        detail = f"{context}, {problem}" if context else problem
-        raise ConfigError(
-            f"{where}: YAML syntax error: {detail}. Check the indentation, colons and quotes "
-            "there (line and column after the file name)."
-        ) from None
-
-
-def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> Params:
-    """Read and validate ``params.yaml`` (relative to the current directory by default)."""
-    raw = read_yaml(path)
-    if raw is None:
-        raise ConfigError(f"{path} is empty: restore it with `git checkout -- {path}`.")
-    return parse_params(raw, str(path))
+__all__ = [
+    "COMPARE_CLAIMS",
+    "COMPARE_DIR",
+    "COMPARE_HISTORY",
+    "COMPARE_INPUTS",
+    "COMPARE_METRICS",
+    "COMPARE_RUNS",
+    "COMPARE_TIMING",
+    "COMPARISON_CSV",
+    "COMPARISON_MD",
+    "CONFUSION",
+    "CONV_DIR",
+    "CONV_SUMMARY",
+    "DEFAULT_IMAGE_MAX_PIXELS",
+    "EVAL_DIR",
+    "EVAL_FILES",
+    "EVAL_INPUTS",
+    "EVAL_LAYERS",
+    "EVAL_METRICS",
+    "EVAL_RUN",
+    "EVAL_TIMING",
+    "FIGURES_DIR",
+    "FIGURES_INDEX",
+    "IDX_FILES",
+    "IMAGE_SUFFIXES",
+    "LANGUAGES",
+    "MNIST_ARRAYS",
+    "MNIST_SOURCES",
+    "MODELS_DIR",
+    "NETWORK_DIR",
+    "OPTIMIZERS",
+    "PARAMS_FILE",
+    "PER_CLASS",
+    "PRECISIONS",
+    "PREDICTIONS",
+    "PROCESSED_DIR",
+    "PROCESSED_MNIST",
+    "PROCESSED_SUMMARY",
+    "RAW_DIR",
+    "RAW_IMAGE_DIR",
+    "RAW_MNIST",
+    "RAW_SOURCES",
+    "REPORTS_DIR",
+    "REPORT_HTML",
+    "ROOT",
+    "SEED_MAX",
+    "STRATEGY_CHOICES",
+    "TRAIN_DIR",
+    "WRONG",
+    "ConfigError",
+    "ConvolutionsConfig",
+    "DataConfig",
+    "EvaluateConfig",
+    "ModelConfig",
+    "OrderingRule",
+    "Params",
+    "PreprocessConfig",
+    "ReportConfig",
+    "SeedConfig",
+    "ThresholdsConfig",
+    "TrainConfig",
+    "eval_dir",
+    "history_path",
+    "load_params",
+    "model_path",
+    "parse_params",
+    "raw_image_path",
+    "read_yaml",
+    "run_info_path",
+    "train_metrics_path",
+    "train_timing_path",
+]

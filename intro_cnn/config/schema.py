@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.dataclasses import dataclass
@@ -24,8 +24,11 @@ from pydantic_core import PydanticCustomError
 # --------------------------------------------------------------------------------------
 # Allowed names and bounds (the schema below and the stages share these)
 # --------------------------------------------------------------------------------------
-# MNIST sources tried in order (stages/download.py implements each).
-MNIST_SOURCES = ("local", "keras", "idx", "pypi")
+# Each set of allowed names is one Literal type, used by the schema below; the tuple beside it
+# (``typing.get_args``) is for code that lists or loops over the names.
+# MNIST sources tried in order (intro_cnn/sources implements each).
+MnistSource = Literal["local", "keras", "idx", "pypi"]
+MNIST_SOURCES: tuple[str, ...] = get_args(MnistSource)
 # The four arrays of the Keras layout, and the gzipped IDX file each comes from.
 MNIST_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
@@ -34,21 +37,26 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte.gz",
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
-PREFETCH_CHOICES = ("auto", "none", "autotune")
+Prefetch = Literal["auto", "none", "autotune"]
 # Keras dtype policies a model can be built with (intro_cnn.models), and the params choices.
-PRECISIONS = ("float32", "mixed_bfloat16")
-PRECISION_CHOICES = ("auto", *PRECISIONS)
-# Optimizers stages/train.py builds, and losses that fit its one-hot labels and softmax output.
-OPTIMIZERS = ("adam",)
-LOSSES = ("categorical_crossentropy",)
-LANGUAGES = ("es", "en")
+Precision = Literal["float32", "mixed_bfloat16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+PrecisionChoice = Literal["auto", Precision]
+# The optimizer the training builds, and the loss that fits its one-hot labels and softmax.
+Optimizer = Literal["adam"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+Loss = Literal["categorical_crossentropy"]
+# The report's languages, Spanish (the notebook's) first.
+Language = Literal["es", "en"]
+LANGUAGES: tuple[str, ...] = get_args(Language)
 # numpy's and TensorFlow's seeds are unsigned 32-bit integers.
 SEED_MAX = 2**32 - 1
 # Demo images with more pixels are refused from their header, before decoding: the
 # convolutions stage needs tens of bytes per pixel (169 megapixels took more than 8 GB).
 DEFAULT_IMAGE_MAX_PIXELS = 50_000_000
-# tf.distribute strategies train.strategy may name (stages.train.distribution_scope).
-STRATEGY_CHOICES = ("none", "mirrored")
+# tf.distribute strategies train.strategy may name.
+Strategy = Literal["none", "mirrored"]
+STRATEGY_CHOICES: tuple[str, ...] = get_args(Strategy)
 
 
 def _fail(kind: str, message: str) -> PydanticCustomError:
@@ -133,7 +141,7 @@ class DataConfig:
 
     # Source names tried in order; see stages/download.py for what each does.
     sources: Annotated[
-        tuple[Literal["local", "keras", "idx", "pypi"], ...],
+        tuple[MnistSource, ...],
         Field(min_length=1),
         AfterValidator(_no_duplicates),
     ]
@@ -191,15 +199,15 @@ class TrainConfig:
     # Batches tf.data prepares ahead in a background thread: "none", "autotune", or "auto"
     # (none on a machine without a GPU, where that thread steals a core from training;
     # autotune when TF sees a GPU, so host input overlaps device compute).
-    prefetch: Literal["auto", "none", "autotune"] = "auto"
+    prefetch: Prefetch = "auto"
     # Arithmetic of the layers: "float32", "mixed_bfloat16" (float32 weights, bfloat16
     # compute), or "auto": mixed_bfloat16 where the hardware runs bfloat16 natively (a GPU of
     # compute capability 8.0 or newer; without a GPU, an x86 CPU with AMX-BF16 and oneDNN on),
     # float32 elsewhere. The resolved value is logged with every run.
-    precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto"
+    precision: PrecisionChoice = "auto"
     # "mirrored": build, compile and fit under tf.distribute.MirroredStrategy, one replica per
     # local GPU (one on a CPU-only machine); "none": Keras' default, one device.
-    strategy: Literal["none", "mirrored"] = "none"
+    strategy: Strategy = "none"
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -208,9 +216,9 @@ class ModelConfig:
 
     epochs: Epochs
     batch_size: BatchSize
-    optimizer: Literal["adam"]
+    optimizer: Optimizer
     learning_rate: LearningRate
-    loss: Literal["categorical_crossentropy"]
+    loss: Loss
     # Overrides seed.seed for this model when set.
     seed: Seed | None = None
 
@@ -236,7 +244,7 @@ class ConvolutionsConfig:
 @dataclass(frozen=True, config=_SECTION)
 class ReportConfig:
     # Language of figure labels and the report: "es" (the notebook's) or "en".
-    lang: Literal["es", "en"]
+    lang: Language
     # Figure resolution; a few hundred is print quality, more only costs memory.
     dpi: Annotated[int, Strict(), Field(ge=10, le=600)]
     # Images whose feature maps are drawn (the first N training images).

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from intro_cnn.config.schema import LANGUAGES
+
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
-LANGS = ("es", "en")  # Spanish first: the notebook's language, the default (report.lang)
+LANGS = LANGUAGES  # Spanish first: the notebook's language, the default (report.lang)
 
 
 @functools.cache

@@ -10,6 +10,7 @@ import yaml
 from intro_cnn.config import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+CI_SCRIPT = ROOT / ".ci" / "run"
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +41,32 @@ def test_setup_python(workflow):
     }
 
 
-def test_runs_tests_then_pipeline_then_gate(workflow):
+def test_github_runs_the_same_ci_script_against_main(workflow):
+    """One CI script: the workflow fetches main (the baseline) and runs .ci/run with it, as a
+    local CI run does with HEAD."""
     runs = [s.get("run", "").strip() for s in steps(workflow)]
+    fetch = "git fetch --no-tags --depth=1 origin +refs/heads/main:refs/remotes/origin/main"
+    (ci,) = [s for s in steps(workflow) if s.get("run", "").strip() == ".ci/run"]
+    assert ci["env"] == {"CI_BASELINE": "origin/main"}
+    assert runs.index(fetch) < runs.index(".ci/run")
+    assert not [r for r in runs if r.startswith("make")], "steps beside .ci/run drift from it"
+
+
+def test_ci_script_runs_tests_then_pipeline_then_diff_then_gate():
+    script = CI_SCRIPT.read_text()
     order = [
-        next(i for i, run in enumerate(runs) if cmd in run)
-        for cmd in ("make test", "make repro", "make -s diff", "make gate")
+        script.index(cmd)
+        for cmd in (
+            "\nmake test\n",
+            "ONEDNN_MAX_CPU_ISA=AVX2 make test-quick",
+            "\nmake repro\n",
+            'make -s diff BASE="$BASELINE"',
+            'make gate GATE_ARGS="--baseline $BASELINE"',
+        )
     ]
     assert order == sorted(order)
-
-
-def test_diff_against_main_goes_to_the_job_summary_and_the_gate(workflow):
-    """Metrics and params against main, as markdown, even when the pipeline failed; the gate's
-    regression rule compares with main too."""
-    (diff,) = [s for s in steps(workflow) if "make -s diff" in s.get("run", "")]
-    assert diff["if"] == "always()"
-    fetch = "git fetch --no-tags --depth=1 origin +refs/heads/main:refs/remotes/origin/main"
-    assert fetch in diff["run"]
-    assert "make -s diff BASE=origin/main DIFF_ARGS=--md" in diff["run"]
-    assert '>> "$GITHUB_STEP_SUMMARY"' in diff["run"]
-    (gate,) = [s for s in steps(workflow) if s.get("run", "").startswith("make gate")]
-    assert gate["run"] == 'make gate GATE_ARGS="--baseline origin/main"'
+    assert 'BASELINE="${CI_BASELINE:-HEAD}"' in script
+    assert 'DIFF_ARGS=--md\n  } >>"$GITHUB_STEP_SUMMARY"' in script
 
 
 def test_uploads_reports_even_on_failure(workflow):
@@ -74,6 +81,6 @@ def test_make_targets_exist(workflow):
     makefile = ROOT / "Makefile"
     assert makefile.exists(), "Makefile missing: the CI workflow runs make test, repro and gate."
     targets = set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:", makefile.read_text(), flags=re.M))
-    for run in (s.get("run", "") for s in steps(workflow)):
-        for target in re.findall(r"^make (\S+)", run, flags=re.M):
+    for run in [CI_SCRIPT.read_text()]:
+        for target in re.findall(r"^\s*(?:\S+=\S+ )?make (?:-s )?([a-z-]+)", run, flags=re.M):
             assert target in targets, f"CI runs `make {target}` but the Makefile lacks it"

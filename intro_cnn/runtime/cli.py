@@ -123,8 +123,8 @@ def run_main(main: Callable[[], None]) -> None:
     """Run a stage's ``main()`` as a program, then exit without the final garbage collection.
 
     At exit CPython collects every object the process still holds; once TensorFlow is loaded
-    that is over a million objects, and the collection took 1.2 of the 1.3 s a TensorFlow stage
-    spent exiting (benchmarks/README.md). ``gc.freeze()`` moves them to the permanent
+    that is over a million objects, and most of a TensorFlow stage's exit is spent there
+    (measured in benchmarks/README.md). ``gc.freeze()`` moves them to the permanent
     generation, which that collection skips. Nothing else changes: ``atexit`` handlers still
     run, logging is flushed, and outputs are complete files long before (``committing``).
     Tests call ``main()`` itself and keep their collector.

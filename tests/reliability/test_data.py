@@ -17,8 +17,8 @@ import pytest
 import yaml
 from PIL import Image
 
+from intro_cnn.config import IDX_FILES
 from intro_cnn.runtime.files import npz_bytes
-from intro_cnn.sources import download as dl
 from intro_cnn.sources import raw_formats as rf
 
 from .conftest import ROOT, Outcome, listing, report, spawn, stage_env
@@ -34,7 +34,7 @@ def project(tmp_path: Path, subset_hashes: dict[str, str]) -> Path:
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     md5s = {}
-    for name, fname in dl.IDX_FILES.items():
+    for name, fname in IDX_FILES.items():
         a = arrays[name]
         magic = {3: rf.IDX_IMAGES_MAGIC, 1: rf.IDX_LABELS_MAGIC}[a.ndim]
         head = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in a.shape)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pooch
 
 from intro_cnn.config import RAW_MNIST, RAW_SOURCES, load_params
-from intro_cnn.runtime import cli, errors
+from intro_cnn.runtime import cli
 from intro_cnn.runtime.files import file_sha256
-from intro_cnn.sources import demo_image, fetch, local_check, mnist_sources, raw_outputs
+from intro_cnn.sources import demo_image, local_check, mnist_sources, raw_outputs
 
 log = logging.getLogger("stages.download")
 
@@ -39,25 +39,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.check_local:
         with cli.stage("download --check-local"):
-            try:
-                log.info("%s", local_check.check_local(load_params().data))
-            except local_check.LocalCheckError as exc:
-                log.error("%s", exc)
-                sys.exit(errors.EXIT_CONFIG)
+            log.info("%s", local_check.check_local(load_params().data))
         return
     start = time.perf_counter()
     with cli.stage("download"):
         cfg = load_params().data
         pooch.get_logger().setLevel(logging.WARNING)  # We log one line per download ourselves.
-        try:
-            with tempfile.TemporaryDirectory(prefix="intro-cnn-download-") as tmp:
-                workdir = Path(tmp)
-                arrays, mnist_record = mnist_sources.fetch_mnist(cfg, workdir)
-                image, image_record = demo_image.fetch_image(cfg, workdir)
-                with cli.committing():
-                    written = raw_outputs.write_raw(arrays, mnist_record, image, image_record)
-        except fetch.DownloadError as exc:
-            raise errors.StageError(str(exc)) from exc
+        with tempfile.TemporaryDirectory(prefix="intro-cnn-download-") as tmp:
+            workdir = Path(tmp)
+            arrays, mnist_record = mnist_sources.fetch_mnist(cfg, workdir)
+            image, image_record = demo_image.fetch_image(cfg, workdir)
+            with cli.committing():
+                written = raw_outputs.write_raw(arrays, mnist_record, image, image_record)
         # Inside the stage: a signal here finds the outputs written, and its line says so.
         log.info(
             "Wrote %s (sha256 %s), %s and %s in %.1f s",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from intro_cnn.config import RAW_MNIST, RAW_SOURCES, DataConfig
+from intro_cnn.runtime.errors import ConfigError
 from intro_cnn.runtime.files import array_sha256, read_json
 from intro_cnn.sources.fetch import SOURCE_ERRORS
 from intro_cnn.sources.mnist_sources import (
@@ -25,9 +26,9 @@ from intro_cnn.sources.mnist_sources import (
 from intro_cnn.sources.raw_formats import Record, verify_arrays
 
 
-class LocalCheckError(ValueError):
+class LocalCheckError(ConfigError):
     """The MNIST file the user named cannot be used; the message names it, the problem and
-    the fix."""
+    the fix (exit 2: the stage cannot run as configured)."""
 
 
 def _arrays_in(path: Path) -> Record | None:

@@ -31,8 +31,6 @@ from intro_cnn.runtime.files import array_sha256, file_sha256
 ARRAY_NAMES = MNIST_ARRAYS
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
-# The gzipped IDX file behind each array (names as published by LeCun et al. and the mirrors)
-# is config.IDX_FILES, imported above.
 # IDX magic numbers: 0x0000 0803 (unsigned bytes, 3 dims) and 0x0000 0801 (unsigned bytes, 1 dim).
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049

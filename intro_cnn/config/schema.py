@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 # --------------------------------------------------------------------------------------
 # Each set of allowed names is one Literal type, used by the schema below; the tuple beside it
 # (``typing.get_args``) is for code that lists or loops over the names.
-# MNIST sources tried in order (intro_cnn/sources implements each).
+# MNIST sources tried in order (intro_cnn/sources/mnist_sources.py implements each).
 MnistSource = Literal["local", "keras", "idx", "pypi"]
 MNIST_SOURCES: tuple[str, ...] = get_args(MnistSource)
 # The four arrays of the Keras layout, and the gzipped IDX file each comes from.
@@ -139,7 +139,7 @@ _SECTION = ConfigDict(extra="forbid")
 class DataConfig:
     """Where MNIST and the demo image come from, and what their content must hash to."""
 
-    # Source names tried in order; see stages/download.py for what each does.
+    # Source names tried in order; see intro_cnn/sources/mnist_sources.py for what each does.
     sources: Annotated[
         tuple[MnistSource, ...],
         Field(min_length=1),

@@ -1,5 +1,6 @@
-"""Shared MLflow plumbing (intro_cnn/tracking/__init__.py, intro_cnn/tracking/mlflow_store.py):
-experiment names, parent runs, stale runs, dirt, a moved store."""
+"""Shared MLflow plumbing (the intro_cnn.tracking facade over tracking/execution.py, owner.py,
+stale.py, provenance.py, lineage.py, and tracking/mlflow_store.py): experiment names, parent
+runs, stale runs, dirt, a moved store."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ UI_URL = "http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=mac
 
 
 def _mark_stale_if_reachable(uri: str, experiment: str) -> list[str]:
-    """:func:`mark_stale_experiment`, or a warning and nothing when ``uri`` is a server that
-    does not answer (``make repro`` after a ``dvc repro`` that had nothing to do must not fail,
-    nor wait for MLflow's retries, because of it)."""
+    """:func:`intro_cnn.tracking.stale.mark_stale_experiment`, or a warning and nothing when
+    ``uri`` is a server that does not answer (``make repro`` after a ``dvc repro`` that had
+    nothing to do must not fail, nor wait for MLflow's retries, because of it)."""
     if not uri.startswith("sqlite:///"):
         try:
             mlflow_store.probe_store(uri)

@@ -4,7 +4,7 @@ that a stage runs before spending time on real work.
 
 Nothing is configured at import time. Stages call :func:`tracking_uri` and :func:`store_lock`
 (and :func:`probe_store` first) from their ``main()``; the runs themselves are
-:mod:`intro_cnn.tracking`'s.
+:mod:`intro_cnn.tracking.execution`'s.
 
 Why the lock: ``dvc queue start -j 2`` runs experiments in parallel processes that share one
 SQLite store. SQLite serialises writers, but MLflow's first-use schema migration and bursts of
@@ -34,7 +34,8 @@ _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,99}$")
 
 
 class TrackingError(StageError, ValueError):
-    """The MLflow set-up cannot be used (the message says how to fix it)."""
+    """The MLflow set-up cannot be used: a bad experiment name, a deleted experiment, a model
+    version missing from the store (the message says how to fix it; exit 1)."""
 
 
 def main_repo_root(start: Path = ROOT) -> Path:
@@ -175,8 +176,6 @@ class StoreUnavailable(StageError):
 
 
 def _probe_sqlite(path: Path, timeout_s: float) -> None:
-    import sqlite3
-
     folder = path.parent
     if not folder.is_dir():
         raise OSError(f"its folder {folder} does not exist")

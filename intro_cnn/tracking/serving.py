@@ -208,8 +208,8 @@ TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
 
 def pip_requirements() -> list[str]:
     """The logged model's pip requirements, stated rather than inferred: MLflow's inference
-    imports the model in a child process (about 8 s per training) and missed Keras and
-    TensorFlow, so a served model's environment lacked them."""
+    imports the model in a child process at every training, and misses Keras and TensorFlow,
+    which a served model's environment needs."""
     import importlib.metadata
 
     pins = []

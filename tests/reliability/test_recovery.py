@@ -1,8 +1,8 @@
 """Nothing lost: after a failed run, restoring params.yaml and `dvc repro` brings the previous
 results back from DVC's run cache, without retraining. Real DVC, real training (1 epoch on the
-test subset). And nothing left RUNNING: after a hard kill, `python -m intro_cnn.commands.tracking`
-(which
-`make repro` runs after `dvc repro`, and `make ui` before the UI) marks the dead runs KILLED."""
+test subset). And nothing left RUNNING: after a hard kill, `python -m
+intro_cnn.commands.tracking` (which `make repro` runs after `dvc repro`, and `make ui` before
+the UI) marks the dead runs KILLED."""
 
 from __future__ import annotations
 
@@ -138,7 +138,8 @@ def test_runs_of_a_killed_execution_end_killed_without_any_stage(workdir: Path, 
 
 def test_no_experiment_yet_nothing_is_marked_or_made(workdir: Path, new_store):
     """A project never run (no store) or a store without the experiment: `python -m
-    intro_cnn.tracking` marks nothing and creates neither the store nor the experiment."""
+    intro_cnn.commands.tracking` marks nothing and creates neither the store nor the
+    experiment."""
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     out = spawn(["intro_cnn.commands.tracking"], workdir, MLFLOW_TRACKING_URI=uri)
     assert out.code == 0, out.errors

@@ -63,7 +63,7 @@ def test_broken_store_is_named_with_the_fix(tmp_path: Path, kind: str, silent_se
 
 
 def test_train_fails_before_tensorflow_when_the_server_is_down(workdir: Path):
-    """The issue's case: the whole training was spent before a raw SQLAlchemy traceback."""
+    """A server that is down stops the train stage before TensorFlow loads, in one line."""
     data = workdir / config.PROCESSED_MNIST  # train checks it exists, then probes
     data.parent.mkdir(parents=True)
     data.write_bytes(b"not read: the probe fails first")
@@ -80,8 +80,8 @@ def test_train_fails_before_tensorflow_when_the_server_is_down(workdir: Path):
 def test_train_refuses_a_port_that_is_not_mlflow_before_tensorflow(
     workdir: Path, foreign_http: str
 ):
-    """Any HTTP answer below 500 used to pass the probe: training loaded TensorFlow and died
-    14-19 s later with a raw MlflowException."""
+    """An HTTP answer below 500 that is not MLflow's fails the probe: the train stage stops
+    before TensorFlow loads, in one line without a traceback."""
     data = workdir / config.PROCESSED_MNIST
     data.parent.mkdir(parents=True)
     data.write_bytes(b"not read: the probe fails first")

@@ -21,8 +21,12 @@ from intro_cnn import config, tracking
 from intro_cnn.config import ROOT
 from intro_cnn.evaluation import claims
 from intro_cnn.reporting import report as rp
+from intro_cnn.reporting import report_inputs as ri
 from intro_cnn.reporting import visualize as vis
+from intro_cnn.reporting.errors import ReportError
+from intro_cnn.runtime.errors import StageError
 from intro_cnn.runtime.files import read_json, write_bytes, write_json, write_text
+from stages import report
 from tests.conftest import build_project
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -88,7 +92,7 @@ NETWORK = [
 
 def write_fake_inputs(root: Path) -> None:
     """Small but consistent upstream outputs: 8 + 4 figures, table, claims, sources, runs."""
-    for k, stem in enumerate(rp.CONV_FIGURES):
+    for k, stem in enumerate(ri.CONV_FIGURES):
         write_bytes(root / config.CONV_DIR / f"{stem}.png", png((30 * k, 0, 0)))
     net = root / config.NETWORK_DIR
     for k, (file, _, _) in enumerate(NETWORK):
@@ -142,17 +146,17 @@ def write_fake_inputs(root: Path) -> None:
     write_text(root / "params.yaml", "report:\n  lang: es  # <b>not bold</b>\n")
 
 
-def fake_inputs(root: Path) -> rp.ReportInputs:
+def fake_inputs(root: Path) -> ri.ReportInputs:
     write_fake_inputs(root)
     layers = [
-        rp.LayerRow("image", "InputLayer", "28 × 28 × 1", 0),
-        rp.LayerRow("conv1", "Conv2D", "26 × 26 × 32", 320),
+        ri.LayerRow("image", "InputLayer", "28 × 28 × 1", 0),
+        ri.LayerRow("conv1", "Conv2D", "26 × 26 × 32", 320),
     ]
-    return rp.ReportInputs(
-        conv_figures=rp.read_conv_figures(root / config.CONV_DIR),
-        network_figures=rp.read_network_figures(root / config.NETWORK_DIR),
+    return ri.ReportInputs(
+        conv_figures=ri.read_conv_figures(root / config.CONV_DIR),
+        network_figures=ri.read_network_figures(root / config.NETWORK_DIR),
         summaries={"cnn": layers, "mlp": layers[:1]},
-        comparison=rp.read_comparison(root / config.COMPARISON_CSV),
+        comparison=ri.read_comparison(root / config.COMPARISON_CSV),
         claims=read_json(root / config.COMPARE_CLAIMS),
         sources=read_json(root / config.RAW_SOURCES),
         runs=read_json(root / config.COMPARE_RUNS),
@@ -172,7 +176,7 @@ def embedded_images(page: str) -> list[bytes]:
 # Texts
 # --------------------------------------------------------------------------------------
 def test_every_caption_has_a_text():
-    for stem in rp.CONV_FIGURES:
+    for stem in ri.CONV_FIGURES:
         assert rp.has_text(f"cap_{stem}", "es"), stem
     for _, kinds in rp.NETWORK_SECTIONS:
         for kind in kinds:
@@ -186,12 +190,12 @@ def test_layer_tables_come_from_the_evaluations(tmp_path, monkeypatch):
         {"name": "output", "type": "Dense", "output_shape": "10", "params": 650},
     ]
     write_json(config.eval_dir("cnn") / config.EVAL_LAYERS, rows)
-    assert rp.model_summaries(["cnn"]) == {"cnn": [rp.LayerRow(**r) for r in rows]}
-    with pytest.raises(rp.ReportError, match=r"dvc repro evaluate@mlp"):
-        rp.model_summaries(["cnn", "mlp"])
+    assert ri.model_summaries(["cnn"]) == {"cnn": [ri.LayerRow(**r) for r in rows]}
+    with pytest.raises(StageError, match=r"dvc repro evaluate@mlp"):
+        ri.model_summaries(["cnn", "mlp"])
     write_json(config.eval_dir("mlp") / config.EVAL_LAYERS, [{"name": "x"}])
-    with pytest.raises(rp.ReportError, match=r"not a layer table.*rerun evaluate@mlp"):
-        rp.model_summaries(["mlp"])
+    with pytest.raises(ReportError, match=r"not a layer table.*rerun evaluate@mlp"):
+        ri.model_summaries(["mlp"])
 
 
 # --------------------------------------------------------------------------------------
@@ -213,7 +217,7 @@ def test_page_is_complete_and_self_contained(tmp_path, lang):
     expected = [b for _, b in inputs.conv_figures] + [f.png for f in inputs.network_figures]
     assert page.count('<img src="data:image/png;base64,') == 12
     assert embedded_images(page) == expected
-    for stem in rp.CONV_FIGURES:
+    for stem in ri.CONV_FIGURES:
         assert esc(rp.text(f"cap_{stem}", lang)) in page
     assert esc(rp.text("cap_history", lang, model="cnn")) in page
     assert esc(rp.text("cap_bn_comparison", lang, plain="cnn_small", bn="cnn_small_bn")) in page
@@ -266,7 +270,7 @@ def test_claims_are_rendered_in_the_page_language(tmp_path):
 
 def test_a_claim_the_report_cannot_read_names_the_fix(tmp_path):
     broken = {**CLAIMS[0], "evidence": {}}
-    with pytest.raises(rp.ReportError, match="rerun `dvc repro compare`"):
+    with pytest.raises(ReportError, match="rerun `dvc repro compare`"):
         rp.claim_view(broken, "es")
 
 
@@ -305,7 +309,7 @@ def test_missing_inputs_fail_with_the_fix(tmp_path, monkeypatch, caplog):
     write_text(tmp_path / "params.yaml", (ROOT / "params.yaml").read_text())
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
-        rp.main()
+        report.main()
     assert exc.value.code == 1
     assert "01_random_walk.png" in caplog.text and "dvc repro convolutions" in caplog.text
     assert not config.REPORT_HTML.exists()
@@ -314,7 +318,7 @@ def test_missing_inputs_fail_with_the_fix(tmp_path, monkeypatch, caplog):
     write_text(tmp_path / "params.yaml", (ROOT / "params.yaml").read_text())
     (tmp_path / config.NETWORK_DIR / "confusion_mlp.png").unlink()
     with pytest.raises(SystemExit):
-        rp.main()
+        report.main()
     assert "confusion_mlp.png is listed in index.json but missing" in caplog.text
     assert not config.REPORT_HTML.exists()
 
@@ -343,7 +347,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
     convolutions.main()
     vis.main()
 
-    rp.main()
+    report.main()
 
     page = config.REPORT_HTML.read_text(encoding="utf-8")
     index = read_json(config.NETWORK_DIR / config.FIGURES_INDEX)
@@ -364,7 +368,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
     assert '<section id="pad" hidden>' in page and page.count("<script") == 2
 
     # Rerun: the same page (nothing time-dependent in it).
-    rp.main()
+    report.main()
     assert config.REPORT_HTML.read_text(encoding="utf-8") == page
 
 

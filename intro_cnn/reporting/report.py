@@ -1,4 +1,4 @@
-"""Stage ``report``: one self-contained HTML page with everything the pipeline produced.
+"""The report page: one self-contained HTML page with everything the pipeline produced.
 
 The page follows the notebook: the convolution demos, then the networks (architectures,
 training curves, filters, feature maps, the batch-normalisation comparison), then what the
@@ -11,46 +11,32 @@ nothing is loaded from elsewhere. The one script is the drawing pad's
 (intro_cnn/reporting/drawpad.py), inline with its weights; without JavaScript its section stays
 hidden. Every string read from a file is HTML-escaped. Text is in ``report.lang`` (es, the
 notebook's language, or en).
+
+This module renders the page: :func:`build_html` fills the template with what
+:mod:`intro_cnn.reporting.report_inputs` read; ``stages/report.py`` writes it.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
-import importlib.metadata
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import markupsafe
 
-from intro_cnn import config, i18n, tracking
+from intro_cnn import config, i18n
 from intro_cnn.evaluation import claims
 from intro_cnn.reporting import drawpad
-from intro_cnn.runtime import cli, errors, files
-
-log = logging.getLogger(__name__)
+from intro_cnn.reporting.errors import ReportError, raising
+from intro_cnn.reporting.report_inputs import LayerRow, NetworkFigure, ReportInputs
 
 # The page's template and style (the drawing pad adds its own style).
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "report.html"
 REPORT_CSS = Path(__file__).resolve().parent / "assets" / "report.css"
 
-
-# The convolution stage's figures, in the notebook's order (file stems under CONV_DIR).
-CONV_FIGURES = (
-    "01_random_walk",
-    "02_gaussian_1d",
-    "03_image",
-    "04_gaussian_2d",
-    "05_blurred",
-    "06_grey",
-    "07_gradient_filter",
-    "08_edges",
-)
 
 # Network figure kinds (index.json "kind") grouped into the page's sections, in order.
 NETWORK_SECTIONS = (
@@ -75,51 +61,6 @@ VERDICT_CLASS = {
 }
 
 
-class ReportError(errors.StageError):
-    """An input of the report stage is missing or malformed (the message says the fix)."""
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One line of a model summary table."""
-
-    name: str
-    type: str
-    output_shape: str
-    params: int
-
-
-@dataclass(frozen=True)
-class NetworkFigure:
-    """A figure of the visualize stage, as listed in its ``index.json``."""
-
-    file: str
-    kind: str
-    models: tuple[str, ...]
-    png: bytes
-
-
-@dataclass(frozen=True)
-class ReportInputs:
-    """Everything the page shows, already read from disk."""
-
-    conv_figures: Sequence[tuple[str, bytes]]  # (file stem, PNG bytes), in CONV_FIGURES order
-    network_figures: Sequence[NetworkFigure]
-    summaries: Mapping[str, Sequence[LayerRow]]  # per model, in params order
-    comparison: Sequence[Mapping[str, str]]  # rows of reports/comparison.csv
-    claims: Sequence[Mapping[str, Any]]  # reports/compare/claims.json
-    sources: Mapping[str, Any]  # data/raw/sources.json
-    runs: Mapping[str, Mapping[str, Any]]  # reports/compare/runs.json
-    params_text: str  # params.yaml as written
-    provenance: Mapping[str, str] = field(default_factory=dict)
-    # The drawing pad: the layers of drawpad.PAD_MODEL, its script and style (empty: no pad).
-    pad_layers: Sequence[drawpad.PadLayer] = ()
-    pad_assets: tuple[str, str] = ("", "")
-
-
-# --------------------------------------------------------------------------------------
-# Pure core: text and HTML
-# --------------------------------------------------------------------------------------
 def text(key: str, lang: str, **fields: Any) -> str:
     """The page's text ``key`` in ``lang`` (the ``report`` texts); ``fields`` fill it."""
     return i18n.text("report", key, lang, **fields)
@@ -367,7 +308,8 @@ def page_view(inputs: ReportInputs, lang: str) -> dict[str, Any]:
 
 
 def build_html(inputs: ReportInputs, lang: str) -> str:
-    """The whole page, self-contained: the template filled with :func:`page_view`."""
+    """The whole page, self-contained: the template filled with :func:`page_view`. A packaged
+    file (template, style sheet) that cannot be read is a :class:`ReportError` as it says."""
     if lang not in i18n.LANGS:
         raise ReportError(f"report.lang must be one of {', '.join(i18n.LANGS)}, got {lang!r}.")
     env = jinja2.Environment(
@@ -376,104 +318,5 @@ def build_html(inputs: ReportInputs, lang: str) -> str:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    return env.get_template(TEMPLATE).render(page_view(inputs, lang))
-
-
-# --------------------------------------------------------------------------------------
-# Edge: reading inputs
-# --------------------------------------------------------------------------------------
-def _need(path: Path, fix: str) -> Path:
-    if not path.exists():
-        raise ReportError(f"{path} not found: run `{fix}` first.")
-    return path
-
-
-def read_conv_figures(directory: Path = config.CONV_DIR) -> list[tuple[str, bytes]]:
-    missing = [s for s in CONV_FIGURES if not (directory / f"{s}.png").exists()]
-    if missing:
-        raise ReportError(
-            f"{directory} lacks {', '.join(f'{s}.png' for s in missing)}: "
-            "run `dvc repro convolutions` first."
-        )
-    return [(s, (directory / f"{s}.png").read_bytes()) for s in CONV_FIGURES]
-
-
-def read_network_figures(directory: Path = config.NETWORK_DIR) -> list[NetworkFigure]:
-    index = files.read_json(_need(directory / config.FIGURES_INDEX, "dvc repro visualize"))
-    out = []
-    for entry in index.get("figures", []):
-        path = directory / entry["file"]
-        if not path.exists():
-            raise ReportError(
-                f"{path} is listed in {config.FIGURES_INDEX} but missing: rerun visualize."
-            )
-        out.append(
-            NetworkFigure(
-                entry["file"], entry["kind"], tuple(entry.get("models", ())), path.read_bytes()
-            )
-        )
-    return out
-
-
-def read_comparison(path: Path = config.COMPARISON_CSV) -> list[dict[str, str]]:
-    with open(_need(path, "dvc repro compare"), newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def model_summaries(names: Sequence[str]) -> dict[str, list[LayerRow]]:
-    """Each model's layer table, as its evaluation recorded it."""
-    out = {}
-    for name in names:
-        path = _need(config.eval_dir(name) / config.EVAL_LAYERS, f"dvc repro evaluate@{name}")
-        try:
-            out[name] = [LayerRow(**row) for row in files.read_json(path)]
-        except TypeError as exc:
-            raise ReportError(
-                f"{path} is not a layer table ({exc}): rerun evaluate@{name}."
-            ) from exc
-    return out
-
-
-def read_pad(names: Sequence[str]) -> tuple[list[drawpad.PadLayer], tuple[str, str]]:
-    """The drawing pad's model layers and assets; no pad when its model is not in params."""
-    if drawpad.PAD_MODEL not in names:
-        return [], ("", "")
-    path = _need(config.model_path(drawpad.PAD_MODEL), f"dvc repro train@{drawpad.PAD_MODEL}")
-    return drawpad.read_keras_file(path), drawpad.read_assets()
-
-
-def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FILE)) -> ReportInputs:
-    """Read every input of the page (the drawing pad's model last)."""
-    inputs = ReportInputs(
-        conv_figures=read_conv_figures(),
-        network_figures=read_network_figures(),
-        summaries=model_summaries(names),
-        comparison=read_comparison(),
-        claims=files.read_json(_need(config.COMPARE_CLAIMS, "dvc repro compare")),
-        sources=files.read_json(_need(config.RAW_SOURCES, "dvc repro download")),
-        runs=files.read_json(_need(config.COMPARE_RUNS, "dvc repro compare")),
-        params_text=params_path.read_text(encoding="utf-8"),
-        provenance={**tracking.provenance_tags(), "keras": importlib.metadata.version("keras")},
-    )
-    pad_layers, pad_assets = read_pad(names)
-    return replace(inputs, pad_layers=pad_layers, pad_assets=pad_assets)
-
-
-def main() -> None:
-    with cli.stage("report"):
-        params = config.load_params()
-        try:
-            inputs = read_inputs(list(params.models))
-            page = build_html(inputs, params.report.lang)
-        except (ReportError, drawpad.PadError, OSError, ValueError, KeyError) as exc:
-            raise errors.StageError(str(exc)) from exc
-        files.write_text(config.REPORT_HTML, page)
-    n_figures = len(inputs.conv_figures) + len(inputs.network_figures)
-    log.info(
-        "%s: %d figures, %d models, %.1f MB (%s)",
-        config.REPORT_HTML,
-        n_figures,
-        len(inputs.summaries),
-        len(page.encode("utf-8")) / 1e6,
-        params.report.lang,
-    )
+    with raising(ReportError):
+        return env.get_template(TEMPLATE).render(page_view(inputs, lang))

@@ -1,5 +1,5 @@
 """Tests of the visualize stage: feature maps computed by hand, every figure's layout and labels
-in both languages (intro_cnn/reporting/network_figures.py), and the stage end to end on tiny
+in both languages (intro_cnn/reporting/*_figures.py), and the stage end to end on tiny
 trained models with MLflow."""
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ from PIL import Image
 
 from intro_cnn import config
 from intro_cnn.config import ROOT
+from intro_cnn.reporting import curve_figures as cf
+from intro_cnn.reporting import evaluation_figures as ef
+from intro_cnn.reporting import filter_figures as ff
 from intro_cnn.reporting import network_figures as nf
 from intro_cnn.reporting import plotting
 from intro_cnn.reporting import visualize as vis
+from intro_cnn.reporting.errors import VisualizeError
 from intro_cnn.runtime.files import read_json
 from tests.conftest import MODELS as ALL_MODELS
 from tests.conftest import build_project, needs_bfloat16_kernels
@@ -135,7 +139,7 @@ def test_feature_maps_of_a_bfloat16_model_are_float32_and_close(cnn_small, image
 def test_feature_maps_need_two_convolutions():
     from intro_cnn.models import build_model
 
-    with pytest.raises(nf.VisualizeError, match="Conv2D"):
+    with pytest.raises(VisualizeError, match="Conv2D"):
         vis.feature_maps(build_model("mlp"), np.zeros((1, 28, 28, 1), np.float32))
 
 
@@ -143,7 +147,7 @@ def test_feature_maps_need_two_convolutions():
 def test_filter_grid_layout(cnn_small, lang):
     kernels = vis.conv_kernels(cnn_small)
     assert [k.shape for k in kernels] == [(3, 3, 1, 8), (3, 3, 8, 8)]
-    fig = nf.fig_filters(kernels, "cnn_small", lang)
+    fig = ff.fig_filters(kernels, "cnn_small", lang)
     axes = image_axes(fig)
     assert len(axes) == 9 * 8
     colorbars = [ax for ax in fig.axes if ax not in axes]
@@ -174,7 +178,7 @@ def test_filter_grid_layout(cnn_small, lang):
 def test_feature_map_figure_layout(cnn_small, images, lang):
     x, y = images
     maps1, maps2 = vis.feature_maps(cnn_small, x)
-    fig = nf.fig_feature_maps(x, y, maps1, maps2, "cnn_small", lang)
+    fig = ff.fig_feature_maps(x, y, maps1, maps2, "cnn_small", lang)
     axes = image_axes(fig)
     assert len(axes) == 5 * (1 + 8 + 8)
     digits = [ax for ax in axes if ax.get_images()[0].get_array().shape == (28, 28)]
@@ -193,7 +197,7 @@ def test_feature_map_figure_layout(cnn_small, images, lang):
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_history_figure_is_the_notebooks_plot_history(lang):
     h = history(5)
-    fig = nf.fig_history(h, "cnn", lang)
+    fig = cf.fig_history(h, "cnn", lang)
     ax, twin = fig.axes
     assert ax.get_title() == plotting.label("history_title", lang, model="cnn")
     assert ax.get_xlabel() == plotting.label("epoch", lang)
@@ -213,16 +217,16 @@ def test_history_figure_is_the_notebooks_plot_history(lang):
 
 
 def test_spanish_labels_are_the_notebooks():
-    fig = nf.fig_history(history(3), "cnn", "es")
+    fig = cf.fig_history(history(3), "cnn", "es")
     assert fig.axes[0].get_ylabel() == "precisión"
     assert fig.axes[1].get_ylabel() == "pérdida"
     assert fig.axes[0].get_xlabel() == "época"
-    assert nf.fig_history(history(3), "cnn", "en").axes[0].get_ylabel() == "accuracy"
+    assert cf.fig_history(history(3), "cnn", "en").axes[0].get_ylabel() == "accuracy"
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_zoom_and_bn_comparison(lang):
-    fig = nf.fig_accuracy_zoom(history(4), "cnn", lang)
+    fig = cf.fig_accuracy_zoom(history(4), "cnn", lang)
     (ax,) = fig.axes
     assert ax.get_ylim() == (0.9, 1.0)
     assert ax.get_title() == plotting.label("history_zoom_title", lang, model="cnn")
@@ -230,7 +234,7 @@ def test_zoom_and_bn_comparison(lang):
     assert_readable(fig)
 
     plain, bn = history(4), history(4, offset=-0.003)
-    fig = nf.fig_bn_comparison(plain, bn, ("cnn_small", "cnn_small_bn"), lang)
+    fig = cf.fig_bn_comparison(plain, bn, ("cnn_small", "cnn_small_bn"), lang)
     (ax,) = fig.axes
     assert len(ax.get_lines()) == 4
     np.testing.assert_array_equal(ax.get_lines()[3].get_ydata(), bn["val_accuracy"])
@@ -248,7 +252,7 @@ def test_zoom_and_bn_comparison(lang):
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_confusion_figure_annotates_every_count(lang):
     cm = np.arange(100).reshape(10, 10)
-    fig = nf.fig_confusion(cm, "mlp", lang)
+    fig = ef.fig_confusion(cm, "mlp", lang)
     ax = fig.axes[0]
     assert ax.get_title() == plotting.label("confusion_title", lang, model="mlp")
     assert ax.get_xlabel() == plotting.label("predicted_label", lang)
@@ -264,7 +268,7 @@ def test_confusion_figure_annotates_every_count(lang):
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_wrong_gallery(lang):
     r = results(("cnn",), n_wrong=6)["cnn"]
-    fig = nf.fig_wrong(r.wrong, r.wrong_images, "cnn", lang)
+    fig = ef.fig_wrong(r.wrong, r.wrong_images, "cnn", lang)
     axes = image_axes(fig)
     assert len(axes) == 6
     first = r.wrong[0]
@@ -275,21 +279,21 @@ def test_wrong_gallery(lang):
     assert fig.get_suptitle() == plotting.label("wrong_title", lang, model="cnn")
     assert_readable(fig)
 
-    empty = nf.fig_wrong([], np.zeros((0, 28, 28)), "cnn", lang)
+    empty = ef.fig_wrong([], np.zeros((0, 28, 28)), "cnn", lang)
     assert plotting.label("no_wrong", lang) in [t.get_text() for t in all_texts(empty)]
 
 
 def test_format_prob_never_rounds_up_to_certainty():
-    assert nf.format_prob(0.98765) == "p = 0.988"
-    assert nf.format_prob(0.99996) == "p > 0.999"
-    assert nf.format_prob(0.9994) == "p = 0.999"
-    assert nf.format_prob(1.0) == "p > 0.999"  # float32 softmax rounds p > 1 - 6e-8 to 1
+    assert ef.format_prob(0.98765) == "p = 0.988"
+    assert ef.format_prob(0.99996) == "p > 0.999"
+    assert ef.format_prob(0.9994) == "p = 0.999"
+    assert ef.format_prob(1.0) == "p > 0.999"  # float32 softmax rounds p > 1 - 6e-8 to 1
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
 def test_accuracy_vs_params(lang):
     points = {"cnn": (61482, 0.99), "cnn_small": (14178, 0.985), "cnn_small_bn": (14242, 0.987)}
-    fig = nf.fig_accuracy_vs_params(points, lang)
+    fig = ef.fig_accuracy_vs_params(points, lang)
     (ax,) = fig.axes
     assert ax.get_xscale() == "log"
     assert ax.get_xlabel() == plotting.label("params_axis", lang)
@@ -410,5 +414,5 @@ def test_read_history_rejects_a_bad_file(tmp_path):
     buf = io.StringIO()
     csv.writer(buf).writerows([["epoch", "accuracy", "loss"], [1, 0.5, 1.0]])
     path.write_text(buf.getvalue())
-    with pytest.raises(nf.VisualizeError, match="val_accuracy"):
+    with pytest.raises(VisualizeError, match="val_accuracy"):
         vis.read_history(path)

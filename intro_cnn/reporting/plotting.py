@@ -72,6 +72,12 @@ def new_figure(figsize: tuple[float, float] = FIGSIZE_WIDE) -> Figure:
     return Figure(figsize=figsize, layout="constrained")
 
 
+def bare_axes(ax: Any) -> None:
+    """No ticks on ``ax``: an image's pixel coordinates say nothing."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 # Agg writes only this tag unless asked; None drops it, so output does not vary with the
 # matplotlib version string.
 PNG_METADATA: dict[str, Any] = {"Software": None}
@@ -80,8 +86,8 @@ PNG_METADATA: dict[str, Any] = {"Software": None}
 def hide_blank_axes(fig: Figure) -> None:
     """Make every x or y axis that draws nothing (no ticks, no label) invisible.
 
-    The image is the same, but constrained layout no longer measures them: the filter and
-    feature-map grids have hundreds of bare cells, each measured on every render.
+    The image is the same, and constrained layout skips them: the filter and feature-map
+    grids have hundreds of bare cells, each of which it would measure on every render.
     """
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):

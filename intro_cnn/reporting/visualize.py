@@ -31,11 +31,11 @@ import numpy as np
 
 from intro_cnn import config, tracking
 from intro_cnn.reporting import plotting
+from intro_cnn.reporting.errors import VisualizeError
 from intro_cnn.reporting.network_figures import (
     FILTER_MODEL,
     ConvDetails,
     ModelResults,
-    VisualizeError,
     index_json,
     make_figures,
 )

@@ -22,11 +22,10 @@ from intro_cnn.config import ROOT
 from intro_cnn.evaluation import claims
 from intro_cnn.reporting import report as rp
 from intro_cnn.reporting import report_inputs as ri
-from intro_cnn.reporting import visualize as vis
 from intro_cnn.reporting.errors import ReportError
 from intro_cnn.runtime.errors import StageError
 from intro_cnn.runtime.files import read_json, write_bytes, write_json, write_text
-from stages import report
+from stages import report, visualize
 from tests.conftest import build_project
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -345,7 +344,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
         },
     )
     convolutions.main()
-    vis.main()
+    visualize.main()
 
     report.main()
 

@@ -24,7 +24,9 @@ from intro_cnn.reporting import network_figures as nf
 from intro_cnn.reporting import plotting
 from intro_cnn.reporting import visualize as vis
 from intro_cnn.reporting.errors import VisualizeError
+from intro_cnn.runtime.errors import StageError
 from intro_cnn.runtime.files import read_json
+from stages import visualize
 from tests.conftest import MODELS as ALL_MODELS
 from tests.conftest import build_project, needs_bfloat16_kernels
 
@@ -342,7 +344,7 @@ def test_main_without_evaluate_outputs_fails_cleanly(tmp_path, monkeypatch, capl
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
-        vis.main()
+        visualize.main()
     assert exc.value.code == 1
     assert f"{config.COMPARE_METRICS} not found: run `dvc repro compare` first" in caplog.text
     assert not (tmp_path / config.NETWORK_DIR).exists()
@@ -363,7 +365,7 @@ def test_main_end_to_end(mlflow_uri, tmp_path, subset, caplog):
     run_ids = build_project(tmp_path, subset, lang="en")
     client = MlflowClient(mlflow_uri)
 
-    vis.main()
+    visualize.main()
 
     out = tmp_path / config.NETWORK_DIR
     index = read_json(out / config.FIGURES_INDEX)
@@ -396,23 +398,25 @@ def test_main_end_to_end(mlflow_uri, tmp_path, subset, caplog):
 
     # Same inputs, same bytes: DVC sees no change on a rerun.
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    vis.main()
+    visualize.main()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
     # A model dropped from params: its figures disappear, the cross-model ones shrink.
     raw = yaml.safe_load(Path("params.yaml").read_text())
     del raw["models"]["cnn_small"]
     Path("params.yaml").write_text(yaml.safe_dump(raw))
-    vis.main()
+    visualize.main()
     names = {p.name for p in out.iterdir()}
     assert not any("cnn_small." in n or n.endswith("_cnn_small.png") for n in names)
     assert "bn_comparison.png" not in names and "history_cnn_small_bn.png" in names
 
 
-def test_read_history_rejects_a_bad_file(tmp_path):
-    path = tmp_path / "history.csv"
+def test_read_history_rejects_a_bad_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = config.history_path("cnn")
+    path.parent.mkdir(parents=True)
     buf = io.StringIO()
     csv.writer(buf).writerows([["epoch", "accuracy", "loss"], [1, 0.5, 1.0]])
     path.write_text(buf.getvalue())
-    with pytest.raises(VisualizeError, match="val_accuracy"):
-        vis.read_history(path)
+    with pytest.raises(StageError, match=f"{path}: missing column.*val_accuracy.*rerun the train"):
+        vis.history_arrays("cnn")

@@ -1,4 +1,4 @@
-"""Stage ``visualize``: the notebook's network figures, and the ones it promises but never draws.
+"""What the ``visualize`` stage does: the notebook's network figures, and those it only promises.
 
 Per model: the training curves (the notebook's ``plot_history``: accuracy solid on the left
 axis, loss dashed on a twin axis), the test confusion matrix and a gallery of the test digits
@@ -15,14 +15,13 @@ logged to this pipeline execution's parent MLflow run, under ``figures/`` (not t
 runs: a figure depends on several models and on the ``report`` params).
 
 This module reads the inputs (and computes the filters and feature maps from the saved model),
-writes and logs; the drawing is in :mod:`intro_cnn.reporting.network_figures`.
+renders the figures (:func:`render_figures`), writes and logs them; the drawing is in
+:mod:`intro_cnn.reporting.network_figures`, the stage's order in ``stages/visualize.py``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,28 +29,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from intro_cnn import config, tracking
+from intro_cnn.data import dataset
 from intro_cnn.reporting import plotting
-from intro_cnn.reporting.errors import VisualizeError
+from intro_cnn.reporting.errors import VisualizeError, raising
 from intro_cnn.reporting.network_figures import (
     FILTER_MODEL,
     ConvDetails,
+    FigureEntry,
     ModelResults,
     index_json,
     make_figures,
 )
-from intro_cnn.runtime import cli, errors, files, tf_import
+from intro_cnn.runtime import files, tf_import
 from intro_cnn.tracking import mlflow_store
+from intro_cnn.training import train_outputs
 
 if TYPE_CHECKING:
     import keras
 
-log = logging.getLogger(__name__)
-
 # Artifact folder of the figures inside each MLflow run.
 MLFLOW_DIR = "figures"
 EVALUATE_LINK = "evaluate"  # the parent-run tag naming the evaluation the figures read
-
-HISTORY_COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
 
 
 # --------------------------------------------------------------------------------------
@@ -93,25 +91,10 @@ def conv_kernels(model: keras.Model) -> list[np.ndarray]:
 # --------------------------------------------------------------------------------------
 # Edge: reading inputs
 # --------------------------------------------------------------------------------------
-def _need(path: Path, fix: str) -> Path:
-    if not path.exists():
-        raise VisualizeError(f"{path} not found: run `{fix}` first.")
-    return path
-
-
-def read_history(path: Path) -> dict[str, np.ndarray]:
-    """The train stage's per-epoch history CSV as one float array per column, by epoch."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(HISTORY_COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise VisualizeError(
-                f"{path}: missing column(s) {sorted(missing)}; rerun the train stage."
-            )
-        rows = sorted(reader, key=lambda r: int(r["epoch"]))
-    if not rows:
-        raise VisualizeError(f"{path} has no epochs; rerun the train stage.")
-    return {k: np.array([float(r[k]) for r in rows]) for k in HISTORY_COLUMNS}
+def history_arrays(name: str) -> dict[str, np.ndarray]:
+    """Model ``name``'s per-epoch history as one float array per column, epoch 1 first."""
+    rows = train_outputs.read_history(name)
+    return {k: np.array([float(r[k]) for r in rows]) for k in train_outputs.HISTORY_COLUMNS}
 
 
 def read_model_results(
@@ -119,13 +102,13 @@ def read_model_results(
 ) -> ModelResults:
     """One model's history, train parameter count, and evaluate outputs."""
     train_fix = f"dvc repro train@{name}"
-    history = read_history(_need(config.history_path(name), train_fix))
-    train_metrics = files.read_json(_need(config.train_metrics_path(name), train_fix))
+    history = history_arrays(name)
+    train_metrics = files.read_json(files.require(config.train_metrics_path(name), train_fix))
     eval_dir = config.eval_dir(name)
     confusion = np.asarray(
-        files.read_json(_need(eval_dir / config.CONFUSION, "dvc repro evaluate"))
+        files.read_json(files.require(eval_dir / config.CONFUSION, "dvc repro evaluate"))
     )
-    wrong = files.read_json(_need(eval_dir / config.WRONG, "dvc repro evaluate"))
+    wrong = files.read_json(files.require(eval_dir / config.WRONG, "dvc repro evaluate"))
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
         raise VisualizeError(
             f"{eval_dir / config.CONFUSION}: expected a square matrix, got shape "
@@ -162,14 +145,8 @@ def read_model_results(
 
 def load_processed(n_images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first ``n_images`` training images and labels, and every test image."""
-    _need(config.PROCESSED_MNIST, "dvc repro preprocess")
-    with np.load(config.PROCESSED_MNIST) as data:
-        missing = {"x_train", "y_train", "x_test"} - set(data.files)
-        if missing:
-            raise VisualizeError(
-                f"{config.PROCESSED_MNIST} lacks {sorted(missing)}: rerun `dvc repro preprocess`."
-            )
-        return data["x_train"][:n_images], data["y_train"][:n_images], data["x_test"]
+    data = dataset.load_processed(("x_train", "y_train", "x_test"), config.PROCESSED_MNIST)
+    return data["x_train"][:n_images], data["y_train"][:n_images], data["x_test"]
 
 
 def conv_details(name: str, images: np.ndarray, labels: np.ndarray) -> ConvDetails:
@@ -177,7 +154,7 @@ def conv_details(name: str, images: np.ndarray, labels: np.ndarray) -> ConvDetai
     with tf_import.importing_tensorflow():
         import keras
 
-    path = _need(config.model_path(name), f"dvc repro train@{name}")
+    path = files.require(config.model_path(name), f"dvc repro train@{name}")
     model = keras.saving.load_model(path, compile=False)
     maps1, maps2 = feature_maps(model, images)
     return ConvDetails(conv_kernels(model), images, labels, maps1, maps2)
@@ -197,6 +174,29 @@ def upstream_runs(names: Sequence[str]) -> dict[str, str]:
     if len(parents) == 1:
         out[EVALUATE_LINK] = parents.pop()
     return out
+
+
+# --------------------------------------------------------------------------------------
+# The figures, rendered
+# --------------------------------------------------------------------------------------
+def render_figures(
+    names: Sequence[str], lang: str, n_images: int, dpi: int
+) -> tuple[list[FigureEntry], dict[str, bytes]]:
+    """Every figure of the models ``names`` as PNG bytes at ``dpi``, and ``index.json``: the
+    folder's contents, keyed by file name, all rendered before anything is written. A file that
+    cannot be read or parsed is a :class:`VisualizeError` with the reader's message."""
+    with raising(VisualizeError):
+        eval_metrics = files.read_json(files.require(config.COMPARE_METRICS, "dvc repro compare"))
+        images, labels, x_test = load_processed(n_images)
+        results = {name: read_model_results(name, eval_metrics, x_test) for name in names}
+        del x_test
+        conv = conv_details(FILTER_MODEL, images, labels) if FILTER_MODEL in names else None
+        figures = make_figures(results, conv, lang)
+        contents = {entry.file: plotting.figure_png_bytes(fig, dpi) for entry, fig in figures}
+    entries = [entry for entry, _ in figures]
+    index = json.dumps(index_json(entries, lang), indent=2, ensure_ascii=False) + "\n"
+    contents[config.FIGURES_INDEX] = index.encode("utf-8")
+    return entries, contents
 
 
 # --------------------------------------------------------------------------------------
@@ -235,46 +235,3 @@ def log_figures(
     except MlflowException as exc:
         raise VisualizeError(f"Could not log the figures to MLflow ({uri}): {exc.message}") from exc
     return execution.parent_run_id
-
-
-def main() -> None:
-    with cli.stage("visualize"):
-        params = config.load_params()
-        uri = mlflow_store.tracking_uri()
-        mlflow_store.probe_store(uri)
-        names = list(params.models)
-        lang, n_images = params.report.lang, params.report.n_feature_images
-        try:
-            eval_metrics = files.read_json(_need(config.COMPARE_METRICS, "dvc repro compare"))
-            images, labels, x_test = load_processed(n_images)
-            results = {name: read_model_results(name, eval_metrics, x_test) for name in names}
-            del x_test
-            conv = conv_details(FILTER_MODEL, images, labels) if FILTER_MODEL in names else None
-            figures = make_figures(results, conv, lang)
-            # Render everything before writing anything.
-            contents = {
-                entry.file: plotting.figure_png_bytes(fig, params.report.dpi)
-                for entry, fig in figures
-            }
-        except (VisualizeError, OSError, ValueError, KeyError) as exc:
-            raise errors.StageError(str(exc)) from exc
-        entries = [entry for entry, _ in figures]
-        index = json.dumps(index_json(entries, lang), indent=2, ensure_ascii=False) + "\n"
-        contents[config.FIGURES_INDEX] = index.encode("utf-8")
-        # The new folder is filled and logged to MLflow first, then swapped in whole.
-        with cli.committing(), files.atomic_dir(config.NETWORK_DIR) as staged:
-            write_outputs_into(staged, contents)
-            parent = log_figures(
-                uri,
-                params.train.experiment,
-                upstream_runs(names),
-                [staged / entry.file for entry in entries],
-            )
-        log.info(
-            "%d figures (%s, %d dpi) -> %s",
-            len(entries),
-            lang,
-            params.report.dpi,
-            config.NETWORK_DIR,
-        )
-        log.info("figures logged to MLflow run %s", parent)

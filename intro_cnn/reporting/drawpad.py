@@ -8,7 +8,7 @@ through the same MNIST recipe as ``python -m intro_cnn.commands.predict``
 (:mod:`intro_cnn.data.digits`, ported line by line to JavaScript; its constants come from that
 module).
 
-Without JavaScript the section stays hidden and the page reads as before.
+Without JavaScript the section stays hidden and the rest of the page reads the same.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ def main() -> None:
         params = config.load_params()
         inputs = report_inputs.read_inputs(list(params.models))
         page = report.build_html(inputs, params.report.lang)
-        files.write_text(config.REPORT_HTML, page)
+        with cli.committing():
+            files.write_text(config.REPORT_HTML, page)
     n_figures = len(inputs.conv_figures) + len(inputs.network_figures)
     log.info(
         "%s: %d figures, %d models, %.1f MB (%s)",

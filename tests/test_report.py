@@ -327,7 +327,7 @@ def test_missing_inputs_fail_with_the_fix(tmp_path, monkeypatch, caplog):
 # --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_report_end_to_end(tmp_path, monkeypatch, subset):
-    from intro_cnn.demos import convolutions
+    from stages import convolutions
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)

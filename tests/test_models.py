@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from intro_cnn import architectures, models
+from intro_cnn.runtime.errors import ConfigError, StageError
 from tests.conftest import needs_bfloat16_kernels
 
 
@@ -56,7 +57,7 @@ def test_batch_norm_follows_each_relu():
 
 
 def test_unknown_model_lists_valid_names_and_how_to_add_one():
-    with pytest.raises(ValueError, match="cnn, cnn_small, cnn_small_bn, mlp") as info:
+    with pytest.raises(ConfigError, match="cnn, cnn_small, cnn_small_bn, mlp") as info:
         models.build_model("resnet")
     assert "add intro_cnn/architectures/resnet.py with a build()" in str(info.value)
 
@@ -79,7 +80,7 @@ def test_a_build_that_returns_no_model_is_refused(tmp_path, monkeypatch):
     module = types.ModuleType("intro_cnn.architectures.broken")
     module.build = lambda: "not a model"
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    with pytest.raises(ValueError, match=r"broken.build\(\) returned str, not a keras.Model"):
+    with pytest.raises(StageError, match=r"broken.build\(\) returned str, not a keras.Model"):
         models.build_model("broken")
 
 
@@ -112,7 +113,7 @@ def test_mixed_bfloat16_computes_in_bf16_keeps_float32_weights_and_output():
 
 
 def test_unknown_precision_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"Unknown precision 'float16'.*float32"):
+    with pytest.raises(ConfigError, match=r"Unknown precision 'float16'.*float32"):
         models.build_model("cnn", "float16")
 
 

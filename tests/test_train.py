@@ -18,7 +18,7 @@ import yaml
 
 from intro_cnn import config
 from intro_cnn.tracking import train_mlflow
-from intro_cnn.training import train, train_outputs
+from intro_cnn.training import fitting, tf_settings, train_outputs
 from intro_cnn.training.train_outputs import TrainResult
 from tests.conftest import ROOT, VENV_BIN, run, train_until_epoch, write_params
 
@@ -129,7 +129,7 @@ def test_every_optimizer_the_schema_allows_compiles_and_others_are_refused():
         ModelConfig(1, 128, "sgdd", 0.01, "categorical_crossentropy")
     for name in OPTIMIZERS:
         model = build_model("cnn_small")
-        train.compile_model(model, ModelConfig(1, 128, name, 0.01, "categorical_crossentropy"), 1)
+        fitting.compile_model(model, ModelConfig(1, 128, name, 0.01, "categorical_crossentropy"), 1)
         assert type(model.optimizer).__name__.lower() == name
 
 
@@ -145,7 +145,7 @@ def test_every_optimizer_the_schema_allows_compiles_and_others_are_refused():
     ],
 )
 def test_native_bfloat16_follows_the_hardware(flags, gpus, onednn, native):
-    assert train.native_bfloat16(frozenset(flags), gpus, onednn) is native
+    assert tf_settings.native_bfloat16(frozenset(flags), gpus, onednn) is native
 
 
 @pytest.mark.parametrize(
@@ -159,27 +159,27 @@ def test_native_bfloat16_follows_the_hardware(flags, gpus, onednn, native):
     ],
 )
 def test_an_isa_cap_decides_which_kernels_remain(cap, amx, bf16):
-    assert train.isa_cap_allows(cap, "AMX") is amx
-    assert train.isa_cap_allows(cap, "BF16") is bf16
+    assert tf_settings.isa_cap_allows(cap, "AMX") is amx
+    assert tf_settings.isa_cap_allows(cap, "BF16") is bf16
 
 
 def test_auto_precision_is_float32_under_an_avx2_cap(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
-    assert train.onednn_isa_cap() == "AVX2"
-    assert train.resolve_precision("auto") == "float32"
+    assert tf_settings.onednn_isa_cap() == "AVX2"
+    assert tf_settings.resolve_precision("auto") == "float32"
 
 
 def test_explicit_precision_and_prefetch_are_kept():
-    assert train.resolve_precision("float32") == "float32"
-    assert train.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
-    assert train.use_prefetch("none") is False
-    assert train.use_prefetch("autotune") is True
+    assert tf_settings.resolve_precision("float32") == "float32"
+    assert tf_settings.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    assert tf_settings.use_prefetch("none") is False
+    assert tf_settings.use_prefetch("autotune") is True
 
 
 def test_auto_prefetch_only_with_a_gpu():
     import tensorflow as tf
 
-    assert train.use_prefetch("auto") is bool(tf.config.list_physical_devices("GPU"))
+    assert tf_settings.use_prefetch("auto") is bool(tf.config.list_physical_devices("GPU"))
 
 
 def _indexed_splits(n_train: int, n_val: int) -> dict:
@@ -210,15 +210,15 @@ def _epoch_rows(ds) -> list[list[int]]:
 @pytest.mark.parametrize("prefetch", [False, True])
 def test_input_datasets_shuffle_every_epoch_and_keep_validation_in_order(prefetch):
     data = _indexed_splits(300, 150)
-    train_ds, val_ds = train.input_datasets(data, 128, seed=1, prefetch=prefetch)
+    train_ds, val_ds = fitting.input_datasets(data, 128, seed=1, prefetch=prefetch)
     first, second = _epoch_rows(train_ds), _epoch_rows(train_ds)
     for epoch in (first, second):
         assert [len(b) for b in epoch] == [128, 128, 44]  # as fit(batch_size=128): last short
         assert sorted(r for b in epoch for r in b) == list(range(300))  # every row once per epoch
     assert first != second  # a fresh permutation each epoch
-    again, _ = train.input_datasets(data, 128, seed=1, prefetch=prefetch)
+    again, _ = fitting.input_datasets(data, 128, seed=1, prefetch=prefetch)
     assert _epoch_rows(again) == first  # same seed, same order
-    other, _ = train.input_datasets(data, 128, seed=2, prefetch=prefetch)
+    other, _ = fitting.input_datasets(data, 128, seed=2, prefetch=prefetch)
     assert _epoch_rows(other) != first
     assert _epoch_rows(val_ds) == [list(range(128)), list(range(128, 150))]
     # Without prefetch, no background threads: tf.data must not parallelize the gathers either.
@@ -441,20 +441,23 @@ def test_mirrored_scope_on_cpu_has_one_replica_and_trains():
 
     from intro_cnn.models import build_model
 
-    with train.distribution_scope("none") as replicas:
+    with tf_settings.distribution_scope("none") as replicas:
         assert replicas == 1 and not tf.distribute.has_strategy()
-    with train.distribution_scope("mirrored") as replicas:
+    with tf_settings.distribution_scope("mirrored") as replicas:
         assert replicas == 1
         assert isinstance(tf.distribute.get_strategy(), tf.distribute.MirroredStrategy)
         model = build_model("cnn_small")
         cfg = config.ModelConfig(1, 8, "adam", 0.001, "categorical_crossentropy")
-        train.compile_model(model, cfg, steps_per_execution=1)
+        fitting.compile_model(model, cfg, steps_per_execution=1)
         x = np.zeros((8, 28, 28, 1), np.float32)
         y = np.eye(10, dtype=np.float32)[np.arange(8) % 10]
         loss = model.train_on_batch(x, y)
     assert np.isfinite(np.asarray(loss)).all()
     assert not tf.distribute.has_strategy()
-    with pytest.raises(ValueError, match="valid ones are"), train.distribution_scope("ps"):
+    with (
+        pytest.raises(config.ConfigError, match="valid ones are"),
+        tf_settings.distribution_scope("ps"),
+    ):
         pass
 
 

@@ -2,14 +2,18 @@
 dataset input, library versions), per-epoch metrics while it trains, and at the end its summary,
 files and the logged model, registered as a new version of ``intro-cnn-<model>``.
 
-:func:`start_training_run` and :func:`finish_training_run` write to the store: call them under
-:func:`intro_cnn.tracking.mlflow_store.store_lock` (:func:`live_metrics` takes the lock itself,
-once per epoch). MLflow and Keras are imported inside the functions.
+:func:`open_training_run` and :func:`close_training_run` take the store's lock for their writes;
+the functions they call (:func:`start_training_run`, :func:`finish_training_run`) write to the
+store without it: call them under :func:`intro_cnn.tracking.mlflow_store.store_lock`
+(:func:`live_metrics` takes the lock itself, once per epoch). MLflow and Keras are imported
+inside the functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -159,3 +163,67 @@ def finish_training_run(
         "registered_model": tracking.registered_model_name(name),
         "model_version": str(info.registered_model_version),
     }
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training's MLflow run: the store, the execution it belongs to, the child run."""
+
+    client: Any
+    uri: str
+    execution: tracking.Execution
+    run_id: str
+
+    def live_metrics(self, timer: Any) -> Any:
+        """:func:`live_metrics` into this run."""
+        return live_metrics(self.client, self.uri, self.run_id, timer)
+
+
+def open_training_run(
+    name: str,
+    experiment: str,
+    params: Mapping[str, Any],
+    data: Mapping[str, np.ndarray],
+    start_time_ms: int,
+) -> TrainingRun:
+    """Join (or create) this execution's parent run in ``experiment`` and start the child run
+    of training ``name`` with ``params`` and the training split of ``data`` as its input."""
+    import mlflow
+
+    uri = mlflow_store.tracking_uri()
+    tracking.quiet_mlflow()
+    dataset = tracking.dataset(
+        data["x_train"], data["y_train"], TRAINING_DATASET, config.PROCESSED_MNIST
+    )
+    with mlflow_store.store_lock(uri):  # the first use of a new store migrates its schema
+        client = mlflow.MlflowClient(uri)
+        mlflow.set_tracking_uri(uri)
+        execution = tracking.open_execution(client, uri, experiment)
+        run_id = start_training_run(client, execution, name, params, dataset, start_time_ms)
+    return TrainingRun(client, uri, execution, run_id)
+
+
+@contextlib.contextmanager
+def ending_honestly(run: TrainingRun) -> Iterator[None]:
+    """If the block raises (an error, Ctrl-C, SIGTERM), end the run and its parent FAILED or
+    KILLED (:func:`intro_cnn.tracking.ends_honestly`)."""
+    with tracking.ends_honestly(run.client, run.uri, [run.run_id, run.execution.parent_run_id]):
+        yield
+
+
+def close_training_run(
+    run: TrainingRun,
+    name: str,
+    model: Any,
+    result: TrainResult,
+    summary: Mapping[str, Any],
+    input_example: np.ndarray,
+) -> dict[str, Any]:
+    """:func:`finish_training_run`, then end this stage in the parent run; returns what
+    ``run.json`` records about the run."""
+    with mlflow_store.store_lock(run.uri):
+        record = finish_training_run(
+            run.client, run.execution, run.run_id, name, model, result, summary, input_example
+        )
+        tracking.end_stage(run.client, run.execution)
+    return record

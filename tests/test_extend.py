@@ -52,8 +52,8 @@ def test_a_sixth_model_is_a_file_and_a_params_entry_and_trains_alone(trained_rep
     )
     changed = run(["git", "status", "--porcelain"], repo).stdout.split("\n")
     assert sorted(line[3:] for line in changed if line) == [
-        "params.yaml",
         f"intro_cnn/architectures/{NEW}.py",
+        "params.yaml",
     ]
     models_before = {name: (repo / config.model_path(name)).read_bytes() for name in trained}
 

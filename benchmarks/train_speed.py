@@ -100,11 +100,9 @@ def interleave(
     import keras
 
     from intro_cnn.models import build_model
-    from intro_cnn.training.train import (
-        compile_model,
+    from intro_cnn.training.fitting import compile_model, epoch_timer, input_datasets
+    from intro_cnn.training.tf_settings import (
         configure_tensorflow,
-        epoch_timer,
-        input_datasets,
         resolve_precision,
         use_prefetch,
     )
@@ -143,7 +141,7 @@ def interleave(
                 validation_data=val_ds,
                 epochs=e + 1,
                 initial_epoch=e,
-                shuffle=False,  # the dataset reshuffles itself, as in stages.train.fit
+                shuffle=False,  # the dataset reshuffles itself, as in fitting.fit
                 verbose=0,
                 callbacks=[timer],
             )
@@ -178,8 +176,8 @@ KERAS_BN = "keras_bn"  # --mode models: the suffix of a side that trains Keras' 
 def models_side_by_side(
     names: list[str], epochs: int, keras_bn: bool, precision: str | None = None
 ) -> dict:
-    """Train each model as ``stages.train.fit`` does, one epoch each in turn; seconds per epoch
-    from the second on."""
+    """Train each model as ``intro_cnn.training.fitting.fit`` does, one epoch each in turn;
+    seconds per epoch from the second on."""
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     import contextlib
@@ -189,11 +187,9 @@ def models_side_by_side(
     from intro_cnn import config
     from intro_cnn.data.dataset import load_processed
     from intro_cnn.models import build_model, fused_batch_norm
-    from intro_cnn.training.train import (
-        compile_model,
+    from intro_cnn.training.fitting import compile_model, epoch_timer, input_datasets
+    from intro_cnn.training.tf_settings import (
         configure_tensorflow,
-        epoch_timer,
-        input_datasets,
         resolve_precision,
         use_prefetch,
     )
@@ -246,7 +242,8 @@ def trial(
     import keras
 
     from intro_cnn.models import build_model
-    from intro_cnn.training.train import compile_model, configure_tensorflow, fit, resolve_precision
+    from intro_cnn.training.fitting import compile_model, fit
+    from intro_cnn.training.tf_settings import configure_tensorflow, resolve_precision
 
     # Seed before building: Keras draws the initial weights when the model is built.
     if variant == "notebook":

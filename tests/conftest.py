@@ -18,7 +18,7 @@ import yaml
 
 from intro_cnn.runtime import files
 from intro_cnn.runtime.files import write_json, write_npz, write_text
-from intro_cnn.training import train
+from intro_cnn.training import tf_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
@@ -50,7 +50,7 @@ BASELINE_PARAMS = {
 # Under an instruction-set cap without bfloat16 kernels (CI's `ONEDNN_MAX_CPU_ISA=AVX2` run on
 # an AMX machine) TensorFlow still hands bfloat16 convolutions to oneDNN, which refuses them.
 needs_bfloat16_kernels = pytest.mark.skipif(
-    not train.isa_cap_allows(train.onednn_isa_cap(), "BF16"),
+    not tf_settings.isa_cap_allows(tf_settings.onednn_isa_cap(), "BF16"),
     reason="ONEDNN_MAX_CPU_ISA leaves oneDNN no bfloat16 kernels",
 )
 
@@ -338,7 +338,7 @@ def build_project(
     from intro_cnn.evaluation import compare, evaluate
     from intro_cnn.models import build_model
     from intro_cnn.tracking import mlflow_store
-    from intro_cnn.training import train, train_outputs
+    from intro_cnn.training import fitting, tf_settings, train_outputs
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for cfg in raw["models"].values():
@@ -365,10 +365,10 @@ def build_project(
     exp_id = tracking.experiment_id(client, uri, params.train.experiment)
     run_ids = {}
     for name in params.models:
-        train.configure_tensorflow(params.seed_for(name), deterministic=False)
+        tf_settings.configure_tensorflow(params.seed_for(name), deterministic=False)
         model = build_model(name)
         seed = params.seed_for(name)
-        result = train.fit(model, data, params.model(name), params.train, seed, verbose=0)
+        result = fitting.fit(model, data, params.model(name), params.train, seed, verbose=0)
         train_outputs.save_model(model, config.model_path(name))
         write_text(config.history_path(name), train_outputs.history_csv(result.history))
         write_json(

@@ -42,7 +42,8 @@ Prefetch = Literal["auto", "none", "autotune"]
 Precision = Literal["float32", "mixed_bfloat16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 PrecisionChoice = Literal["auto", Precision]
-# The optimizer the training builds, and the loss that fits its one-hot labels and softmax.
+# The optimizer intro_cnn.training.fitting.compile_model builds, and the loss that fits its
+# one-hot labels and softmax.
 Optimizer = Literal["adam"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 Loss = Literal["categorical_crossentropy"]
@@ -54,7 +55,7 @@ SEED_MAX = 2**32 - 1
 # Demo images with more pixels are refused from their header, before decoding: the
 # convolutions stage needs tens of bytes per pixel (169 megapixels took more than 8 GB).
 DEFAULT_IMAGE_MAX_PIXELS = 50_000_000
-# tf.distribute strategies train.strategy may name.
+# tf.distribute strategies train.strategy may name (intro_cnn.training.tf_settings).
 Strategy = Literal["none", "mirrored"]
 STRATEGY_CHOICES: tuple[str, ...] = get_args(Strategy)
 

@@ -26,8 +26,6 @@ from intro_cnn.training.fitting import fit
 from intro_cnn.training.tf_settings import (
     configure_tensorflow,
     distribution_scope,
-    isa_cap_allows,  # noqa: F401 - tests/conftest.py reads it here; move it to tf_settings
-    onednn_isa_cap,  # noqa: F401 - likewise
     resolve_precision,
 )
 from intro_cnn.training.train_outputs import (

@@ -1,4 +1,5 @@
-"""Tests of the metric gate (intro_cnn/commands/gate.py): checks, messages and exit codes."""
+"""Tests of the metric gate (intro_cnn/evaluation/gate_checks.py, the command
+intro_cnn/commands/gate.py): checks, messages and exit codes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 from intro_cnn import config
 from intro_cnn.commands import gate
 from intro_cnn.config import ROOT, ConfigError, parse_params
+from intro_cnn.evaluation import gate_checks
 from intro_cnn.runtime import errors
 from intro_cnn.runtime.files import write_json
 
@@ -35,7 +37,7 @@ def thresholds(minimums=None, better_than=()):
 
 
 def failures(metrics, th) -> list[str]:
-    return [r.line() for r in gate.check(metrics, th) if not r.ok]
+    return [r.line() for r in gate_checks.check(metrics, th) if not r.ok]
 
 
 def test_passes_when_every_metric_meets_its_minimum():
@@ -43,14 +45,14 @@ def test_passes_when_every_metric_meets_its_minimum():
         {"cnn": {"test.accuracy": 0.985}, "mlp": {"test.accuracy": 0.98}},
         [{"model": "cnn", "than": "mlp", "metric": "test.accuracy"}],
     )
-    results = gate.check(METRICS, th)
+    results = gate_checks.check(METRICS, th)
     assert [r.ok for r in results] == [True, True, True]
     assert [r.line() for r in results] == [
         "cnn.test.accuracy 0.9871 >= 0.9850",
         "mlp.test.accuracy 0.9802 >= 0.9800",
         "cnn.test.accuracy 0.9871 > mlp.test.accuracy 0.9802",
     ]
-    text = gate.table(results).splitlines()
+    text = gate_checks.table(results).splitlines()
     assert text[0].split() == ["model", "metric", "value", "threshold", "ok"]
     assert text[1].split() == ["cnn", "test.accuracy", "0.9871", ">=", "0.9850", "ok"]
     assert text[3].split() == ["cnn", "test.accuracy", "0.9871", ">", "mlp", "(0.9802)", "ok"]
@@ -103,10 +105,10 @@ def test_ordering_rule():
 
 
 def test_nothing_gated_is_an_error():
-    with pytest.raises(gate.GateConfigError, match="Nothing is gated"):
-        gate.check(METRICS, parse({}))
-    with pytest.raises(gate.GateConfigError, match="Nothing is gated"):
-        gate.check(METRICS, thresholds({"cnn": {}}))
+    with pytest.raises(gate_checks.GateConfigError, match="Nothing is gated"):
+        gate_checks.check(METRICS, parse({}))
+    with pytest.raises(gate_checks.GateConfigError, match="Nothing is gated"):
+        gate_checks.check(METRICS, thresholds({"cnn": {}}))
 
 
 def test_parse_rejects_malformed_thresholds():
@@ -227,11 +229,11 @@ BASELINE = {
 
 def test_regression_rule_names_model_metric_baseline_and_new_value():
     th = parse({"max_drop": {"cnn": {"test.accuracy": 0.003}, "mlp": {"test.accuracy": 0.003}}})
-    results = gate.check(METRICS, th, BASELINE, "HEAD")
+    results = gate_checks.check(METRICS, th, BASELINE, "HEAD")
     # cnn fell 0.0027 (within 0.003), mlp 0.0005 below its baseline.
     assert [r.ok for r in results] == [True, True]
     worse = {"cnn": {"test": {"accuracy": 0.9848}}, "mlp": METRICS["mlp"]}
-    (line,) = [r.line() for r in gate.check(worse, th, BASELINE, "main") if not r.ok]
+    (line,) = [r.line() for r in gate_checks.check(worse, th, BASELINE, "main") if not r.ok]
     assert (
         line == "cnn.test.accuracy 0.9848, baseline 0.9898 at main: drop 0.0050 > max_drop 0.0030"
     )
@@ -240,15 +242,17 @@ def test_regression_rule_names_model_metric_baseline_and_new_value():
 def test_regression_rule_edges():
     th = parse({"max_drop": {"cnn": {"test.accuracy": 0.005}, "cnn_small": {"test.accuracy": 0}}})
     exact = {"cnn": {"test": {"accuracy": 0.9848}}, "cnn_small": {"test": {"accuracy": 0.98}}}
-    results = gate.check(exact, th, BASELINE | {"cnn": {"test": {"accuracy": 0.9898}}}, "HEAD")
+    results = gate_checks.check(
+        exact, th, BASELINE | {"cnn": {"test": {"accuracy": 0.9898}}}, "HEAD"
+    )
     assert results[0].ok  # a drop equal to max_drop passes, float rounding notwithstanding
     assert results[1].ok and "no baseline at HEAD (new)" in results[1].line()  # a new model
-    gone = gate.check({"cnn": METRICS["cnn"]}, th, BASELINE, "HEAD")
+    gone = gate_checks.check({"cnn": METRICS["cnn"]}, th, BASELINE, "HEAD")
     assert not gone[1].ok and gone[1].line().startswith("cnn_small.test.accuracy missing")
     better = {"cnn": {"test": {"accuracy": 0.999}}, "cnn_small": {"test": {"accuracy": 0.9}}}
-    assert gate.check(better, th, {}, "HEAD")[0].ok
-    with pytest.raises(gate.GateConfigError, match="no baseline metrics"):
-        gate.check(METRICS, th)
+    assert gate_checks.check(better, th, {}, "HEAD")[0].ok
+    with pytest.raises(gate_checks.GateConfigError, match="no baseline metrics"):
+        gate_checks.check(METRICS, th)
 
 
 def _git(repo, *args):

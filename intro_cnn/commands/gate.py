@@ -33,241 +33,29 @@ registered version of every model checked (named in its ``reports/train/<model>/
 once each version's recorded model-file digest is that of ``models/<model>.keras``; otherwise,
 and whenever a check fails, no alias moves.
 
-Not a DVC stage: it judges the pipeline's outputs, it produces none.
+Not a DVC stage: it judges the pipeline's outputs, it produces none. This module is the
+command (arguments, exit statuses, the alias); the checks are
+:mod:`intro_cnn.evaluation.gate_checks`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from intro_cnn import config, tracking
-from intro_cnn.config import (
-    PARAMS_FILE,
-    ConfigError,
-    Params,
-    ThresholdsConfig,
-    load_params,
-    run_info_path,
-)
-from intro_cnn.evaluation import evidence, fingerprint
+from intro_cnn.config import PARAMS_FILE, load_params
+from intro_cnn.evaluation import evidence
+from intro_cnn.evaluation.gate_checks import Result, checked_versions, judge, read_metrics, table
 from intro_cnn.runtime.errors import EXIT_CONFIG, EXIT_FAILED, ProjectError
-from intro_cnn.runtime.files import read_json
 from intro_cnn.tracking import mlflow_store
 
 log = logging.getLogger(__name__)
-
-
-class GateConfigError(ConfigError):
-    """The thresholds or the metrics file cannot be used (the message says how to fix it)."""
-
-
-@dataclass(frozen=True)
-class Result:
-    """One check: ``model``'s ``metric`` against a minimum or against another model."""
-
-    model: str
-    metric: str
-    # None when the metric (or, for an ordering rule, the other model's) is missing.
-    value: float | None
-    # The minimum, or the other model's value for an ordering rule.
-    threshold: float | None
-    ok: bool
-    # Set for an ordering rule: the model that must be beaten.
-    than: str = ""
-    # Why a value is missing.
-    problem: str = ""
-    # Set for a regression rule: the largest accepted drop, and the baseline's revision.
-    max_drop: float | None = None
-    baseline_rev: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}.{self.metric}"
-
-    def line(self) -> str:
-        """The check in one line, e.g. ``cnn.test.accuracy 0.9871 < 0.9900``."""
-        if self.value is None:
-            return f"{self.key} missing ({self.problem})"
-        if self.max_drop is not None:
-            if self.threshold is None:
-                return f"{self.key} {self.value:.4f}, no baseline at {self.baseline_rev} (new)"
-            drop = self.threshold - self.value
-            op = "<=" if self.ok else ">"
-            return (
-                f"{self.key} {self.value:.4f}, baseline {self.threshold:.4f} at "
-                f"{self.baseline_rev}: drop {drop:.4f} {op} max_drop {self.max_drop:.4f}"
-            )
-        if not self.than:
-            op = ">=" if self.ok else "<"
-            return f"{self.key} {self.value:.4f} {op} {self.threshold:.4f}"
-        other = f"{self.than}.{self.metric}"
-        if self.threshold is None:
-            return f"{other} missing ({self.problem})"
-        op = ">" if self.ok else "<="
-        return f"{self.key} {self.value:.4f} {op} {other} {self.threshold:.4f}"
-
-
-def lookup(metrics: Mapping[str, Any], model: str, metric: str) -> tuple[float | None, str]:
-    """``metrics[model]`` followed along the dotted ``metric`` path: (value, why it is missing)."""
-    if model not in metrics:
-        found = ", ".join(sorted(metrics)) or "none"
-        return None, f"no model {model!r} in the metrics; evaluated: {found}"
-    node: Any = metrics[model]
-    for part in metric.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None, f"no {metric!r} in model {model!r}'s metrics"
-        node = node[part]
-    if isinstance(node, bool) or not isinstance(node, int | float) or math.isnan(node):
-        return None, f"{metric!r} of model {model!r} is not a number: {node!r}"
-    return float(node), ""
-
-
-def regressions(
-    metrics: Mapping[str, Any],
-    baseline: Mapping[str, Any],
-    max_drop: Mapping[str, Mapping[str, float]],
-    baseline_rev: str,
-) -> list[Result]:
-    """The regression rule: each metric may fall at most ``max_drop`` below the baseline."""
-    results = []
-    for model, drops in max_drop.items():
-        for metric, limit in drops.items():
-            value, problem = lookup(metrics, model, metric)
-            before, _ = lookup(baseline, model, metric)
-            # The tolerance keeps float rounding (0.9898 - 0.9848 > 0.005) from failing a drop
-            # exactly at the limit.
-            ok = value is not None and (before is None or before - value <= limit + 1e-9)
-            results.append(
-                Result(model, metric, value, before, ok, "", problem, limit, baseline_rev)
-            )
-    return results
-
-
-def check(
-    metrics: Mapping[str, Any],
-    thresholds: ThresholdsConfig,
-    baseline: Mapping[str, Any] | None = None,
-    baseline_rev: str = "",
-) -> list[Result]:
-    """Every check the thresholds ask for: minimums, ordering rules, then regressions against
-    ``baseline`` (required when ``thresholds.max_drop`` sets any), in params order.
-
-    Raises :class:`GateConfigError` when nothing is gated: an empty gate passing silently would
-    hide a misconfiguration.
-    """
-    results = []
-    for model, minimums in thresholds.min.items():
-        for metric, minimum in minimums.items():
-            value, problem = lookup(metrics, model, metric)
-            ok = value is not None and value >= minimum
-            results.append(Result(model, metric, value, minimum, ok, problem=problem))
-    for rule in thresholds.better_than:
-        value, problem = lookup(metrics, rule.model, rule.metric)
-        other, other_problem = lookup(metrics, rule.than, rule.metric)
-        if value is not None and other is None:
-            problem = other_problem
-        ok = value is not None and other is not None and value > other
-        results.append(Result(rule.model, rule.metric, value, other, ok, rule.than, problem))
-    if thresholds.max_drop:
-        if baseline is None:
-            raise GateConfigError("thresholds.max_drop is set but no baseline metrics were given.")
-        results += regressions(metrics, baseline, thresholds.max_drop, baseline_rev)
-    if not results:
-        raise GateConfigError(
-            "Nothing is gated: params.yaml `thresholds` sets no minimum and no ordering rule. "
-            "Add e.g. `thresholds: {min: {cnn: {test.accuracy: 0.985}}}`."
-        )
-    return results
-
-
-def table(results: Sequence[Result]) -> str:
-    """The checks as an aligned text table: model, metric, value, threshold, ok."""
-    rows = [("model", "metric", "value", "threshold", "ok")]
-    for r in results:
-        value = "missing" if r.value is None else f"{r.value:.4f}"
-        if r.max_drop is not None:
-            before = "none" if r.threshold is None else f"{r.threshold:.4f}"
-            threshold = f"drop <= {r.max_drop:.4f} from {before} ({r.baseline_rev})"
-        elif r.than:
-            limit = "missing" if r.threshold is None else f"{r.threshold:.4f}"
-            threshold = f"> {r.than} ({limit})"
-        else:
-            threshold = f">= {r.threshold:.4f}"
-        rows.append((r.model, r.metric, value, threshold, "ok" if r.ok else "FAIL"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def load_thresholds(params_file: Path) -> ThresholdsConfig:
-    return load_params(params_file).thresholds
-
-
-def committed_metrics(rev: str, path: Path) -> Mapping[str, Any]:
-    """``path`` (relative to the repository root) as committed at git revision ``rev``."""
-    spec = f"{rev}:{Path(path).as_posix()}"
-    try:
-        out = subprocess.run(["git", "show", spec], capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise GateConfigError(f"git is needed for the baseline of max_drop: {exc}") from exc
-    if out.returncode != 0:
-        raise GateConfigError(
-            f"No baseline {spec} ({out.stderr.strip()}): commit a metrics file, name another "
-            "revision with --baseline REV, or drop thresholds.max_drop."
-        )
-    data = json.loads(out.stdout)
-    if not isinstance(data, Mapping):
-        raise GateConfigError(f"{spec}: expected a mapping of model to metrics.")
-    return data
-
-
-def staleness(params: Params, inputs_file: Path) -> list[str]:
-    """Why the metrics beside ``inputs_file`` do not belong to the current workspace ([] if
-    they do); the last line says what to rerun."""
-    if not inputs_file.exists():
-        problems = [f"{inputs_file} not found: the metrics do not say what they were measured on"]
-        return [*problems, "rerun `dvc repro compare`"]
-    recorded = read_json(inputs_file)
-    current = fingerprint.fingerprint(params)
-    problems = fingerprint.differences(recorded, current)
-    if problems:
-        problems.append(f"rerun {fingerprint.rerun_hint(recorded, current)}")
-    return problems
-
-
-def checked_models(results: Sequence[Result]) -> list[str]:
-    """Every model a check names, the beaten ones included, in order."""
-    return list(dict.fromkeys(m for r in results for m in (r.model, r.than) if m))
-
-
-def checked_metrics(results: Sequence[Result]) -> list[tuple[str, str]]:
-    return [(m, r.metric) for r in results for m in (r.model, r.than) if m]
-
-
-def checked_versions(results: Sequence[Result]) -> dict[str, str]:
-    """The registered model version of every model the gate checked (from its ``run.json``)."""
-    versions = {}
-    for model in checked_models(results):
-        path = run_info_path(model)
-        version = read_json(path).get("model_version") if path.exists() else None
-        if not version:
-            raise GateConfigError(
-                f"{path} names no registered model version: rerun `dvc repro train@{model}`."
-            )
-        versions[model] = str(version)
-    return versions
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -308,46 +96,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     # A store that stops answering must fail the gate in seconds, not in MLflow's retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    forged: list[str] = []
     try:
         params = load_params(args.params)
-        if not args.metrics.exists():
-            raise GateConfigError(
-                f"{args.metrics} not found: run `make repro` (or `dvc repro compare`) first."
-            )
-        metrics = read_json(args.metrics)
-        if not isinstance(metrics, Mapping):
-            raise GateConfigError(f"{args.metrics}: expected a mapping of model to metrics.")
+        metrics = read_metrics(args.metrics)
         uri = mlflow_store.tracking_uri()
         if not args.unverified:  # the store that @champion lives in, before any slow work
             mlflow_store.probe_store(uri)
         inputs = args.inputs or args.metrics.with_name(config.COMPARE_INPUTS.name)
-        stale = [] if args.unverified else staleness(params, inputs)
-        if not stale:
-            thresholds = params.thresholds
-            baseline = (
-                committed_metrics(args.baseline, config.COMPARE_METRICS)
-                if thresholds.max_drop
-                else None
-            )
-            results = check(metrics, thresholds, baseline, args.baseline)
-            if not args.unverified:
-                models = [m for m in checked_models(results) if m in metrics]
-                measured = evidence.measure(models, params.evaluate.batch_size)
-                forged = evidence.disagreements(metrics, measured, checked_metrics(results))
-                metrics = {**metrics, **measured.metrics}
-                results = check(metrics, thresholds, baseline, args.baseline)
+        found = judge(params, metrics, inputs, args.baseline, verify=not args.unverified)
     except (ProjectError, OSError, ValueError) as exc:  # the gate could not run
         log.error("gate: %s", exc)
         sys.exit(EXIT_CONFIG)
-    if stale:  # judged before any threshold: these numbers are not the workspace's
+    results = found.results
+    if found.stale:  # judged before any threshold: these numbers are not the workspace's
         fail(
-            [f"  {line}" for line in stale],
+            [f"  {line}" for line in found.stale],
             f"{args.metrics} does not belong to the current workspace (above); nothing was gated",
         )
-    if forged:
+    if found.forged:
         fail(
-            forged,
+            found.forged,
             f"{args.metrics} is not what the pipeline measured on these models: "
             "rerun `dvc repro` (it re-evaluates what changed); no alias was moved",
         )

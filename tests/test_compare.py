@@ -20,7 +20,7 @@ from intro_cnn import config
 from intro_cnn.config import ROOT
 from intro_cnn.evaluation import claims, fingerprint
 from intro_cnn.evaluation import compare as cmp
-from intro_cnn.evaluation import evaluate as ev
+from intro_cnn.evaluation import metrics as em
 from intro_cnn.runtime.files import read_json, write_json
 
 
@@ -243,7 +243,7 @@ def test_dvc_metrics_diff(tmp_path):
     good = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
 
     def commit(proba: np.ndarray, message: str) -> None:
-        entry = ev.metrics_entry(ev.classification_metrics(y, proba))
+        entry = em.metrics_entry(em.classification_metrics(y, proba))
         cmp.write_metrics(tmp_path / config.COMPARE_METRICS, {"cnn": entry, "mlp": entry})
         _run(["git", "add", "-A"], tmp_path)
         _run(["git", "commit", "-q", "-m", message], tmp_path)

@@ -13,7 +13,12 @@ import yaml
 
 from intro_cnn.config import ROOT
 from intro_cnn.evaluation import evaluate as ev
+from intro_cnn.evaluation import evaluate_mlflow
+from intro_cnn.evaluation import metrics as em
+from intro_cnn.evaluation.errors import EvaluationError
+from intro_cnn.runtime import errors
 from intro_cnn.runtime.files import read_json, write_json, write_npz
+from stages import evaluate
 
 BIAS = 5.0  # logit of the favoured class; the other nine get 0
 
@@ -47,11 +52,11 @@ def constant_model(cls: int, name: str = "const", softmax: bool = True):
 # --------------------------------------------------------------------------------------
 def test_constant_model_metrics(test_split):
     x, y = test_split
-    proba, images_per_s = ev.timed_predict(constant_model(3), x, batch_size=64)
+    proba, images_per_s = em.timed_predict(constant_model(3), x, batch_size=64)
     assert images_per_s > 0
     assert (proba.argmax(axis=1) == 3).all()
 
-    m = ev.classification_metrics(y, proba)
+    m = em.classification_metrics(y, proba)
     frac = float(np.mean(y == 3))
     counts = np.bincount(y, minlength=10)
     assert 0 < frac < 1
@@ -83,15 +88,15 @@ def test_loss_matches_keras(test_split):
     import keras
 
     x, y = test_split
-    proba = ev.predict_proba(constant_model(7), x, batch_size=50)
+    proba = em.predict_proba(constant_model(7), x, batch_size=50)
     keras_loss = keras.losses.CategoricalCrossentropy()(keras.utils.to_categorical(y, 10), proba)
-    assert ev.categorical_crossentropy(y, proba) == pytest.approx(float(keras_loss), rel=1e-5)
+    assert em.categorical_crossentropy(y, proba) == pytest.approx(float(keras_loss), rel=1e-5)
 
 
 def test_predict_proba_rejects_logits(test_split):
     x, _ = test_split
-    with pytest.raises(ev.EvaluationError, match="softmax"):
-        ev.predict_proba(constant_model(3, softmax=False), x[:8], batch_size=8)
+    with pytest.raises(EvaluationError, match="softmax"):
+        em.predict_proba(constant_model(3, softmax=False), x[:8], batch_size=8)
 
 
 def test_classification_metrics_by_hand():
@@ -104,7 +109,7 @@ def test_classification_metrics_by_hand():
             [0.5, 0.3, 0.2],  # a 2 taken for a 0
         ]
     )
-    m = ev.classification_metrics(y, proba)
+    m = em.classification_metrics(y, proba)
     assert m["accuracy"] == 0.75
     assert m["loss"] == pytest.approx(-(math.log(0.7 * 0.8 * 0.6 * 0.2)) / 4)
     assert m["confusion"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
@@ -118,7 +123,7 @@ def test_undefined_ratios_are_zero_and_loss_is_clipped():
     # Class 2 never occurs and is never predicted; class 1 occurs but is never predicted.
     y = np.array([0, 1])
     proba = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
-    m = ev.classification_metrics(y, proba)
+    m = em.classification_metrics(y, proba)
     assert m["per_class"]["precision"] == [0.5, 0.0, 0.0]
     assert m["per_class"]["recall"] == [1.0, 0.0, 0.0]
     assert m["per_class"]["f1"] == pytest.approx([2 / 3, 0.0, 0.0])
@@ -128,8 +133,8 @@ def test_undefined_ratios_are_zero_and_loss_is_clipped():
 
 
 def test_labels_out_of_range_are_rejected():
-    with pytest.raises(ev.EvaluationError, match="Labels must lie"):
-        ev.classification_metrics(np.array([0, 3]), np.full((2, 3), 1 / 3))
+    with pytest.raises(EvaluationError, match="Labels must lie"):
+        em.classification_metrics(np.array([0, 3]), np.full((2, 3), 1 / 3))
 
 
 def test_most_confident_wrong_order():
@@ -143,16 +148,16 @@ def test_most_confident_wrong_order():
             [0.1, 0.1, 0.8],  # wrong, 0.8 (tie: keeps test-set order)
         ]
     )
-    wrong = ev.most_confident_wrong(y, proba, n=10)
+    wrong = em.most_confident_wrong(y, proba, n=10)
     assert [w["index"] for w in wrong] == [2, 3, 4, 0]
     assert wrong[0] == {"index": 2, "true": 2, "predicted": 0, "probability": 0.95}
     assert [w["probability"] for w in wrong] == [0.95, 0.8, 0.8, 0.7]
-    assert [w["index"] for w in ev.most_confident_wrong(y, proba, n=2)] == [2, 3]
-    assert ev.most_confident_wrong(y, proba, n=0) == []
+    assert [w["index"] for w in em.most_confident_wrong(y, proba, n=2)] == [2, 3]
+    assert em.most_confident_wrong(y, proba, n=0) == []
 
 
 def test_predictions_csv_feeds_the_confusion_template():
-    text = ev.predictions_csv(np.array([3, 1]), np.array([[0.1, 0.2, 0.3, 0.4], [0, 1, 0, 0]]))
+    text = em.predictions_csv(np.array([3, 1]), np.array([[0.1, 0.2, 0.3, 0.4], [0, 1, 0, 0]]))
     assert text == "actual,predicted\n3,3\n1,1\n"
 
 
@@ -215,7 +220,7 @@ def test_log_model_writes_this_execution_only(mlflow_store, tmp_path, test_split
         "lost": {"run_id": "0123456789abcdef", "experiment": "intro-cnn", "model": "lost"},
     }
     logged = {
-        name: ev.log_model(uri, "intro-cnn", info, metrics, [artifact], x, y)
+        name: evaluate_mlflow.log_model(uri, "intro-cnn", info, metrics, [artifact], x, y)
         for name, info in infos.items()
     }
     parent = execution.parent_run_id
@@ -282,7 +287,7 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
     _fake_training("mlp", 8, "feedfacefeedface", [0.1])  # class 8 the rarest: 10 of 200
 
     for name in ("cnn", "mlp"):
-        ev.main([name])
+        evaluate.main([name])
 
     for name, cls in (("cnn", 1), ("mlp", 8)):
         d = Path("reports/evaluate") / name
@@ -325,13 +330,20 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
         ([], "usage: python -m stages.evaluate MODEL"),
     ):
         with pytest.raises(SystemExit) as exc:
-            ev.main(argv)
-        assert exc.value.code != 0
+            evaluate.main(argv)
+        assert exc.value.code == errors.EXIT_CONFIG
         assert message in caplog.text
 
     # A missing input stops the stage with a one-line error naming the fix.
     os.remove("models/mlp.keras")
     with pytest.raises(SystemExit) as exc:
-        ev.main(["mlp"])
+        evaluate.main(["mlp"])
     assert exc.value.code == 1
     assert "models/mlp.keras not found: run `dvc repro train@mlp` first" in caplog.text
+
+    # An unreadable input is one line too, never a traceback.
+    Path("reports/train/cnn/run.json").write_text("{")
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["cnn"])
+    assert exc.value.code == 1
+    assert "evaluate failed: Expecting property name" in caplog.text

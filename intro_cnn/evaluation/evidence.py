@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from intro_cnn import config
+from intro_cnn.evaluation import metrics
+from intro_cnn.evaluation.errors import EvaluationError
 from intro_cnn.runtime import files, tf_import
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,11 @@ def measure(models: Iterable[str], batch_size: int) -> Measured:
     for name in models:
         path = config.model_path(name)
         if not path.exists():
-            raise evaluate.EvaluationError(f"{path} not found: run `dvc repro train@{name}`.")
+            raise EvaluationError(f"{path} not found: run `dvc repro train@{name}`.")
         model = keras.saving.load_model(path, compile=False)
-        proba = evaluate.predict_proba(model, x, batch_size)
-        metrics = evaluate.classification_metrics(y, proba)
-        entries[name] = evaluate.metrics_entry(metrics) | {"params": int(model.count_params())}
+        proba = metrics.predict_proba(model, x, batch_size)
+        scores = metrics.classification_metrics(y, proba)
+        entries[name] = metrics.metrics_entry(scores) | {"params": int(model.count_params())}
     return Measured(entries, len(y))
 
 

@@ -105,12 +105,13 @@ def reason(claim: Claim, lang: str) -> str:
         return _t("reason_missing", lang, models=", ".join(claim.missing))
     yes = {p: answer(v, lang) for p, v in claim.parts.items()}
     if claim.id == "cnn_vs_mlp":
+        better, other = CLAIM_MODELS[claim.id]
         fields = {
             **ev,
-            "diff": 100 * (ev["cnn_test_accuracy"] - ev["mlp_test_accuracy"]),
+            "diff": 100 * (ev[f"{better}_test_accuracy"] - ev[f"{other}_test_accuracy"]),
             "percent": 100 * ev["params_ratio"],
-            "cnn_params": i18n.thousands(ev["cnn_params"]),
-            "mlp_params": i18n.thousands(ev["mlp_params"]),
+            f"{better}_params": i18n.thousands(ev[f"{better}_params"]),
+            f"{other}_params": i18n.thousands(ev[f"{other}_params"]),
             "better": yes["better test accuracy"],
             "fewer": yes["far fewer parameters"],
         }

@@ -27,7 +27,7 @@ import numpy as np
 from intro_cnn import config, tracking
 from intro_cnn.config import Params, load_params
 from intro_cnn.evaluation import claims, fingerprint
-from intro_cnn.evaluation.claims import Claim
+from intro_cnn.evaluation.claims import CLAIM_MODELS, Claim
 from intro_cnn.runtime import cli, errors, files
 from intro_cnn.runtime.files import read_json, write_json
 from intro_cnn.tracking import mlflow_store
@@ -71,20 +71,21 @@ def _english(claim: Claim) -> Claim:
 
 def _claim_cnn_vs_mlp(rows: Mapping[str, ComparisonRow]) -> Claim:
     cid = "cnn_vs_mlp"
-    missing = [m for m in ("cnn", "mlp") if m not in rows]
+    better, other = CLAIM_MODELS[cid]
+    missing = [m for m in (better, other) if m not in rows]
     if missing:
         return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
-    cnn, mlp = rows["cnn"], rows["mlp"]
+    cnn, mlp = rows[better], rows[other]
     ratio = cnn.params / mlp.params if mlp.params else float("inf")
     parts = {
         "better test accuracy": cnn.test_accuracy > mlp.test_accuracy,
         "far fewer parameters": ratio < 0.5,
     }
     evidence = {
-        "cnn_test_accuracy": cnn.test_accuracy,
-        "mlp_test_accuracy": mlp.test_accuracy,
-        "cnn_params": cnn.params,
-        "mlp_params": mlp.params,
+        f"{better}_test_accuracy": cnn.test_accuracy,
+        f"{other}_test_accuracy": mlp.test_accuracy,
+        f"{better}_params": cnn.params,
+        f"{other}_params": mlp.params,
         "params_ratio": ratio,
     }
     return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
@@ -94,18 +95,19 @@ def _claim_batchnorm(
     rows: Mapping[str, ComparisonRow], histories: Mapping[str, Sequence[float]]
 ) -> Claim:
     cid = "batchnorm"
-    missing = [m for m in ("cnn_small_bn", "cnn_small") if m not in rows]
+    better, other = CLAIM_MODELS[cid]
+    missing = [m for m in (better, other) if m not in rows]
     if missing:
         return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
-    bn, plain = rows["cnn_small_bn"], rows["cnn_small"]
+    bn, plain = rows[better], rows[other]
     evidence: dict[str, float] = {
-        "cnn_small_bn_val_accuracy": bn.val_accuracy,
-        "cnn_small_val_accuracy": plain.val_accuracy,
-        "cnn_small_bn_test_accuracy": bn.test_accuracy,
-        "cnn_small_test_accuracy": plain.test_accuracy,
+        f"{better}_val_accuracy": bn.val_accuracy,
+        f"{other}_val_accuracy": plain.val_accuracy,
+        f"{better}_test_accuracy": bn.test_accuracy,
+        f"{other}_test_accuracy": plain.test_accuracy,
     }
-    h_bn = list(histories.get("cnn_small_bn", []))
-    h_plain = list(histories.get("cnn_small", []))
+    h_bn = list(histories.get(better, []))
+    h_plain = list(histories.get(other, []))
     k = min(EARLY_EPOCHS, len(h_bn), len(h_plain))
     faster: bool | None = None
     if k:
@@ -113,10 +115,10 @@ def _claim_batchnorm(
         faster = early_bn > early_plain
         evidence |= {
             "early_epochs": k,
-            "cnn_small_bn_early_val_accuracy": early_bn,
-            "cnn_small_early_val_accuracy": early_plain,
-            "cnn_small_bn_epoch1_val_accuracy": float(h_bn[0]),
-            "cnn_small_epoch1_val_accuracy": float(h_plain[0]),
+            f"{better}_early_val_accuracy": early_bn,
+            f"{other}_early_val_accuracy": early_plain,
+            f"{better}_epoch1_val_accuracy": float(h_bn[0]),
+            f"{other}_epoch1_val_accuracy": float(h_plain[0]),
         }
     parts = {
         "higher validation accuracy": bn.val_accuracy > plain.val_accuracy,

@@ -21,7 +21,9 @@ from intro_cnn.config import ROOT
 from intro_cnn.evaluation import claims, fingerprint
 from intro_cnn.evaluation import compare as cmp
 from intro_cnn.evaluation import metrics as em
+from intro_cnn.evaluation.errors import CompareError
 from intro_cnn.runtime.files import read_json, write_json
+from stages import compare
 
 
 # --------------------------------------------------------------------------------------
@@ -119,7 +121,7 @@ def test_history_table_gathers_every_model_with_a_model_column():
         ("cnn", "2", "0.95"),
         ("mlp", "1", "0.8"),
     ]
-    with pytest.raises(cmp.CompareError, match="has columns"):
+    with pytest.raises(CompareError, match="has columns"):
         cmp.history_table(rows | {"x": [{"epoch": "1", "loss": "0.1"}]})
 
 
@@ -186,7 +188,7 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     _model_folders("mlp", 0.98, 669_706, [0.96], run)
     write_json(config.eval_dir("stale") / config.EVAL_METRICS, {"test": {}})  # not in params
 
-    cmp.main()
+    compare.main()
 
     assert read_json(config.COMPARE_METRICS) == {
         "cnn": {"test": {"accuracy": 0.99, "loss": 0.2, "macro_f1": 0.99}},
@@ -211,7 +213,7 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     before = config.COMPARE_METRICS.read_bytes()
     os.remove(config.eval_dir("mlp") / config.EVAL_TIMING)
     with pytest.raises(SystemExit) as exc:
-        cmp.main()
+        compare.main()
     assert exc.value.code == 1
     assert "timing.json not found: run `dvc repro evaluate@mlp` first" in caplog.text
     assert config.COMPARE_METRICS.read_bytes() == before

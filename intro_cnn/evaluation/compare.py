@@ -1,4 +1,5 @@
-"""Stage ``compare``: put every model's evaluation side by side and check the notebook's claims.
+"""The work of stage ``compare`` (``stages/compare.py``): put every model's evaluation side by
+side and check the notebook's claims.
 
 It reads the folders the per-model stages wrote (``reports/train/<model>/`` and
 ``reports/evaluate/<model>/``, for each model of params ``models``) and writes, across models:
@@ -25,12 +26,14 @@ from typing import Any
 import numpy as np
 
 from intro_cnn import config, tracking
-from intro_cnn.config import Params, load_params
+from intro_cnn.config import Params
 from intro_cnn.evaluation import claims, fingerprint
 from intro_cnn.evaluation.claims import CLAIM_MODELS, Claim
-from intro_cnn.runtime import cli, errors, files
-from intro_cnn.runtime.files import read_json, write_json
+from intro_cnn.evaluation.errors import CompareError, reported_as
+from intro_cnn.runtime import cli, files
+from intro_cnn.runtime.files import read_json, require, write_json
 from intro_cnn.tracking import mlflow_store
+from intro_cnn.training.train_outputs import read_history
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,6 @@ log = logging.getLogger(__name__)
 EARLY_EPOCHS = 3
 # The comparison files also logged to the MLflow parent run, and where.
 MLFLOW_DIR = "evaluate"
-
-
-class CompareError(errors.StageError):
-    """An input of the compare stage is missing or malformed (the message says which and how
-    to fix it)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -208,28 +206,11 @@ def write_metrics(path: str | os.PathLike[str], entries: Mapping[str, Mapping[st
 # --------------------------------------------------------------------------------------
 # Edge: reading what the per-model stages left, MLflow, writing
 # --------------------------------------------------------------------------------------
-def _need(path: Path, stage: str) -> Path:
-    if not path.exists():
-        raise CompareError(f"{path} not found: run `dvc repro {stage}` first.")
-    return path
-
-
-def read_history_rows(path: Path) -> list[dict[str, str]]:
-    """A train stage's history CSV as rows, epoch 1 first."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"epoch", "val_accuracy"} <= set(reader.fieldnames):
-            raise CompareError(
-                f"{path}: needs columns epoch and val_accuracy, has {reader.fieldnames}; "
-                "rerun the train stage."
-            )
-        return sorted(reader, key=lambda r: int(r["epoch"]))
-
-
 def read_train_summary(path: Path, timing_path: Path) -> dict[str, float]:
     """Epochs and validation accuracy from a train ``metrics.json``, wall time and throughput
     from its ``timing.json``."""
-    data, timing = read_json(path), read_json(timing_path)
+    with reported_as(CompareError):
+        data, timing = read_json(path), read_json(timing_path)
     try:
         return {
             "epochs": int(data["epochs"]),
@@ -248,15 +229,16 @@ def read_evaluation(name: str) -> dict[str, Any]:
     """One model's evaluate outputs: test metrics, parameter count, throughput, runs, inputs."""
     folder = config.eval_dir(name)
     stage = f"evaluate@{name}"
-    got = {
-        key: read_json(_need(folder / file, stage))
-        for key, file in (
-            ("metrics", config.EVAL_METRICS),
-            ("timing", config.EVAL_TIMING),
-            ("run", config.EVAL_RUN),
-            ("inputs", config.EVAL_INPUTS),
-        )
-    }
+    with reported_as(CompareError):
+        got = {
+            key: read_json(require(folder / file, f"dvc repro {stage}"))
+            for key, file in (
+                ("metrics", config.EVAL_METRICS),
+                ("timing", config.EVAL_TIMING),
+                ("run", config.EVAL_RUN),
+                ("inputs", config.EVAL_INPUTS),
+            )
+        }
     try:
         got["test"] = dict(got["metrics"]["test"])
         got["params"] = int(got["metrics"]["params"])
@@ -276,7 +258,7 @@ def log_comparison(uri: str, experiment: str, paths: Sequence[Path]) -> str:
 
     tracking.quiet_mlflow()
     try:
-        with mlflow_store.store_lock(uri):
+        with reported_as(CompareError), mlflow_store.store_lock(uri):
             client = mlflow.MlflowClient(uri)
             execution = tracking.open_execution(client, uri, experiment)
             for path in paths:
@@ -296,10 +278,11 @@ def run_stage(params: Params, uri: str) -> None:
     rows = []
     evaluated = {}
     for name in names:
-        histories[name] = read_history_rows(_need(config.history_path(name), f"train@{name}"))
+        with reported_as(CompareError):
+            histories[name] = read_history(name)
         train = read_train_summary(
-            _need(config.train_metrics_path(name), f"train@{name}"),
-            _need(config.train_timing_path(name), f"train@{name}"),
+            require(config.train_metrics_path(name), f"dvc repro train@{name}"),
+            require(config.train_timing_path(name), f"dvc repro train@{name}"),
         )
         ev = evaluated[name] = read_evaluation(name)
         rows.append(
@@ -332,21 +315,13 @@ def run_stage(params: Params, uri: str) -> None:
     outputs.add_json(
         config.COMPARE_INPUTS, fingerprint.merge([e["inputs"] for e in evaluated.values()])
     )
-    with tempfile.TemporaryDirectory(prefix="intro-cnn-compare-") as tmp:
+    with (
+        reported_as(CompareError),
+        tempfile.TemporaryDirectory(prefix="intro-cnn-compare-") as tmp,
+    ):
         outputs.copy_to(Path(tmp))
         shared = (config.COMPARISON_MD, config.COMPARE_CLAIMS)
         log_comparison(uri, params.train.experiment, [Path(tmp) / p for p in shared])
-    with cli.committing():
+    with reported_as(CompareError), cli.committing():
         outputs.commit()
     log.info("%d models compared -> %s, %s", len(rows), config.COMPARISON_MD, config.COMPARE_DIR)
-
-
-def main() -> None:
-    with cli.stage("compare"):
-        params = load_params()
-        uri = mlflow_store.tracking_uri()
-        mlflow_store.probe_store(uri)
-        try:
-            run_stage(params, uri)
-        except (CompareError, OSError, ValueError) as exc:
-            raise errors.StageError(str(exc)) from exc

@@ -1,8 +1,8 @@
-"""The evaluate stage's failure, and the one place its file and model reads and writes turn a
-low-level error into one.
+"""The evaluate and compare stages' failures, and the one place their file and model reads and
+writes turn a low-level error into one.
 
-The error is a :class:`~intro_cnn.runtime.errors.StageError` subclass, so the stage runner
-(:func:`intro_cnn.runtime.cli.stage`) logs it as one line and exits 1.
+Both errors are :class:`~intro_cnn.runtime.errors.StageError` subclasses, so the stage runner
+(:func:`intro_cnn.runtime.cli.stage`) logs them as one line and exits 1.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from intro_cnn.runtime.errors import StageError
 
 class EvaluationError(StageError):
     """An input of the evaluate stage is missing or malformed (the message says which and how
+    to fix it)."""
+
+
+class CompareError(StageError):
+    """An input of the compare stage is missing or malformed (the message says which and how
     to fix it)."""
 
 

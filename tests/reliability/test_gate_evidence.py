@@ -47,7 +47,7 @@ def test_hand_edited_metrics_are_refused_whichever_file_was_edited(trained_repo:
     nobody = dict.fromkeys(MODELS)
     assert champions(trained_repo) == nobody
 
-    # 1. The gated file itself: the case, which crowned all four models.
+    # 1. The gated file itself.
     metrics = trained_repo / config.COMPARE_METRICS
     edit_json(metrics, lambda m: m["cnn"]["test"].update(accuracy=0.9999))
     out = gate(trained_repo)

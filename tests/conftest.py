@@ -335,10 +335,10 @@ def build_project(
     from mlflow import MlflowClient
 
     from intro_cnn import config, tracking
-    from intro_cnn.evaluation import compare, evaluate
     from intro_cnn.models import build_model
     from intro_cnn.tracking import mlflow_store
     from intro_cnn.training import fitting, tf_settings, train_outputs
+    from stages import compare, evaluate
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for cfg in raw["models"].values():

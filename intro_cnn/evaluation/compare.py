@@ -67,12 +67,17 @@ def _english(claim: Claim) -> Claim:
     return replace(claim, statement=claims.statement(claim.id, "en"), reason=text)
 
 
+def _not_checked(cid: str, rows: Mapping[str, ComparisonRow]) -> Claim | None:
+    """Claim ``cid`` as not checked when params.yaml trains only some of its models."""
+    missing = [m for m in CLAIM_MODELS[cid] if m not in rows]
+    return _english(Claim(cid, claims.NOT_CHECKED, missing=missing)) if missing else None
+
+
 def _claim_cnn_vs_mlp(rows: Mapping[str, ComparisonRow]) -> Claim:
     cid = "cnn_vs_mlp"
     better, other = CLAIM_MODELS[cid]
-    missing = [m for m in (better, other) if m not in rows]
-    if missing:
-        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
+    if unchecked := _not_checked(cid, rows):
+        return unchecked
     cnn, mlp = rows[better], rows[other]
     ratio = cnn.params / mlp.params if mlp.params else float("inf")
     parts = {
@@ -94,9 +99,8 @@ def _claim_batchnorm(
 ) -> Claim:
     cid = "batchnorm"
     better, other = CLAIM_MODELS[cid]
-    missing = [m for m in (better, other) if m not in rows]
-    if missing:
-        return _english(Claim(cid, claims.NOT_CHECKED, missing=missing))
+    if unchecked := _not_checked(cid, rows):
+        return unchecked
     bn, plain = rows[better], rows[other]
     evidence: dict[str, float] = {
         f"{better}_val_accuracy": bn.val_accuracy,

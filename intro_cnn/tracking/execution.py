@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from intro_cnn.tracking import tags as tag_names
 from intro_cnn.tracking.mlflow_store import (
     TrackingError,
     artifact_location,
@@ -27,23 +28,6 @@ from intro_cnn.tracking.mlflow_store import (
 from intro_cnn.tracking.owner import Owner, execution_owner, process_owner
 from intro_cnn.tracking.provenance import provenance_tags
 from intro_cnn.tracking.stale import mark_stale_runs
-from intro_cnn.tracking.tags import (
-    DVC_EXP_TAG,
-    EXECUTION_TAG,
-    EXPERIMENT_DESCRIPTION,
-    EXPERIMENT_KIND,
-    EXPERIMENT_KIND_TAG,
-    NOTE_TAG,
-    OWNER_TAG,
-    PARENT_TAG,
-    PIPELINE_SOURCE,
-    REUSED_TAG_PREFIX,
-    ROLE_EXECUTION,
-    ROLE_TAG,
-    ROLE_TRAINING,
-    SOURCE_NAME_TAG,
-    TRAIN_SOURCE,
-)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +51,10 @@ def experiment_id(client: Any, uri: str, name: str) -> str:
         tags: Mapping[str, str] = {}
     else:
         exp_id, tags = found.experiment_id, found.tags
-    for key, value in ((EXPERIMENT_KIND_TAG, EXPERIMENT_KIND), (NOTE_TAG, EXPERIMENT_DESCRIPTION)):
+    for key, value in (
+        (tag_names.EXPERIMENT_KIND_TAG, tag_names.EXPERIMENT_KIND),
+        (tag_names.NOTE_TAG, tag_names.EXPERIMENT_DESCRIPTION),
+    ):
         if tags.get(key) != value:
             client.set_experiment_tag(exp_id, key, value)
     _drop_empty_default(client)
@@ -101,8 +88,8 @@ def execution_key(owner: Owner) -> str:
 
 def execution_name(tags: Mapping[str, str]) -> str:
     """The parent run's name: the DVC experiment, else ``repro@<commit>``."""
-    if tags.get(DVC_EXP_TAG):
-        return tags[DVC_EXP_TAG]
+    if tags.get(tag_names.DVC_EXP_TAG):
+        return tags[tag_names.DVC_EXP_TAG]
     commit = tags.get("git_commit", "unknown")
     return f"repro@{commit[:8]}" if commit != "unknown" else "repro"
 
@@ -123,7 +110,7 @@ def open_execution(client: Any, uri: str, experiment: str) -> Execution:
     """The parent run of this pipeline execution, created by the first stage that asks.
 
     Call under :func:`store_lock`: stages of one execution are separate processes and find
-    the parent by its :data:`EXECUTION_TAG`. Also relocates a copied store, sets up the
+    the parent by its :data:`tag_names.EXECUTION_TAG`. Also relocates a copied store, sets up the
     experiment and marks runs of hard-killed executions KILLED. The parent is RUNNING while a
     stage works in it; :func:`end_stage` marks it FINISHED (or FAILED/KILLED).
     """
@@ -135,8 +122,8 @@ def open_execution(client: Any, uri: str, experiment: str) -> Execution:
     tags = provenance_tags()
     found = client.search_runs(
         [exp_id],
-        filter_string=f"tags.`{EXECUTION_TAG}` = '{key}' and tags.`{ROLE_TAG}` = "
-        f"'{ROLE_EXECUTION}'",
+        filter_string=f"tags.`{tag_names.EXECUTION_TAG}` = '{key}' and "
+        f"tags.`{tag_names.ROLE_TAG}` = '{tag_names.ROLE_EXECUTION}'",
         max_results=1,
     )
     if found:
@@ -148,11 +135,11 @@ def open_execution(client: Any, uri: str, experiment: str) -> Execution:
             run_name=execution_name(tags),
             tags={
                 **tags,
-                EXECUTION_TAG: key,
-                OWNER_TAG: owner.tag(),
-                ROLE_TAG: ROLE_EXECUTION,
-                SOURCE_NAME_TAG: PIPELINE_SOURCE,
-                NOTE_TAG: "One execution of the pipeline: trainings are its child runs; "
+                tag_names.EXECUTION_TAG: key,
+                tag_names.OWNER_TAG: owner.tag(),
+                tag_names.ROLE_TAG: tag_names.ROLE_EXECUTION,
+                tag_names.SOURCE_NAME_TAG: tag_names.PIPELINE_SOURCE,
+                tag_names.NOTE_TAG: "One execution of the pipeline: trainings are its child runs; "
                 "test metrics of every model and the figures of this execution are here.",
             },
         )
@@ -169,11 +156,11 @@ def child_run_tags(execution: Execution, model: str) -> dict[str, str]:
     """Tags of a training run: provenance, its parent, and this process as its owner."""
     return {
         **execution.tags,
-        PARENT_TAG: execution.parent_run_id,
-        EXECUTION_TAG: execution.key,
-        OWNER_TAG: process_owner().tag(),
-        ROLE_TAG: ROLE_TRAINING,
-        SOURCE_NAME_TAG: TRAIN_SOURCE,
+        tag_names.PARENT_TAG: execution.parent_run_id,
+        tag_names.EXECUTION_TAG: execution.key,
+        tag_names.OWNER_TAG: process_owner().tag(),
+        tag_names.ROLE_TAG: tag_names.ROLE_TRAINING,
+        tag_names.SOURCE_NAME_TAG: tag_names.TRAIN_SOURCE,
         "model": model,
     }
 
@@ -184,11 +171,11 @@ def link_reused_run(client: Any, execution: Execution, model: str, run_id: str) 
     from mlflow.exceptions import MlflowException
 
     try:
-        if client.get_run(run_id).data.tags.get(EXECUTION_TAG) == execution.key:
+        if client.get_run(run_id).data.tags.get(tag_names.EXECUTION_TAG) == execution.key:
             return False
     except MlflowException:
         log.warning("MLflow run %s of %s is not in this store (%s).", run_id, model, execution.uri)
-    client.set_tag(execution.parent_run_id, REUSED_TAG_PREFIX + model, run_id)
+    client.set_tag(execution.parent_run_id, tag_names.REUSED_TAG_PREFIX + model, run_id)
     return True
 
 

@@ -3,10 +3,9 @@ dataset input, library versions), per-epoch metrics while it trains, and at the 
 files and the logged model, registered as a new version of ``intro-cnn-<model>``.
 
 :func:`open_training_run` and :func:`close_training_run` take the store's lock for their writes;
-the functions they call (:func:`start_training_run`, :func:`finish_training_run`) write to the
-store without it: call them under :func:`intro_cnn.tracking.mlflow_store.store_lock`
-(:func:`live_metrics` takes the lock itself, once per epoch). MLflow and Keras are imported
-inside the functions.
+:func:`start_training_run`, which the first calls, writes without it: call it under
+:func:`intro_cnn.tracking.mlflow_store.store_lock` (:func:`live_metrics` takes the lock itself,
+once per epoch). MLflow and Keras are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -125,46 +124,6 @@ def log_trained_model(model: Any, name: str, input_example: np.ndarray) -> Any:
     )
 
 
-def finish_training_run(
-    client: Any,
-    execution: tracking.Execution,
-    run_id: str,
-    name: str,
-    model: Any,
-    result: TrainResult,
-    summary: Mapping[str, Any],
-    input_example: np.ndarray,
-) -> dict[str, Any]:
-    """Log the run's summary, files and registered model; end it FINISHED. Returns what
-    ``run.json`` records about it (ids of the run, parent, logged model and model version)."""
-    import mlflow
-    from mlflow.entities import Metric
-
-    now = tracking.now_ms()
-    keys = ("wall_seconds", "samples_per_second", "params")
-    metrics = [Metric(k, float(summary[k]), now, 0) for k in keys]
-    client.log_batch(run_id, metrics=metrics)
-    client.log_text(run_id, model_summary_text(model), "model_summary.txt")
-    client.log_text(run_id, history_csv(result.history), "history.csv")
-    with mlflow.start_run(run_id=run_id):
-        info = log_trained_model(model, name, input_example)
-    # What the gate checks before it moves @champion to this version.
-    client.set_model_version_tag(
-        tracking.registered_model_name(name),
-        str(info.registered_model_version),
-        tracking.MODEL_FILE_TAG,
-        model_file_sha256(model),
-    )
-    client.set_terminated(run_id, "FINISHED")
-    return {
-        "run_id": run_id,
-        "parent_run_id": execution.parent_run_id,
-        "model_id": info.model_id,
-        "registered_model": tracking.registered_model_name(name),
-        "model_version": str(info.registered_model_version),
-    }
-
-
 @dataclass(frozen=True)
 class TrainingRun:
     """One training's MLflow run: the store, the execution it belongs to, the child run."""
@@ -177,6 +136,49 @@ class TrainingRun:
     def live_metrics(self, timer: Any) -> Any:
         """:func:`live_metrics` into this run."""
         return live_metrics(self.client, self.uri, self.run_id, timer)
+
+
+def close_training_run(
+    run: TrainingRun,
+    name: str,
+    model: Any,
+    result: TrainResult,
+    summary: Mapping[str, Any],
+    input_example: np.ndarray,
+) -> dict[str, Any]:
+    """Log the run's summary, files and registered model, end it FINISHED and end this stage in
+    the parent run, under the store lock. Returns what ``run.json`` records about it (ids of the
+    run, parent, logged model and model version)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    client, run_id = run.client, run.run_id
+    with mlflow_store.store_lock(run.uri):
+        now = tracking.now_ms()
+        keys = ("wall_seconds", "samples_per_second", "params")
+        metrics = [Metric(k, float(summary[k]), now, 0) for k in keys]
+        client.log_batch(run_id, metrics=metrics)
+        client.log_text(run_id, model_summary_text(model), "model_summary.txt")
+        client.log_text(run_id, history_csv(result.history), "history.csv")
+        with mlflow.start_run(run_id=run_id):
+            info = log_trained_model(model, name, input_example)
+        # What the gate checks before it moves @champion to this version.
+        client.set_model_version_tag(
+            tracking.registered_model_name(name),
+            str(info.registered_model_version),
+            tracking.MODEL_FILE_TAG,
+            model_file_sha256(model),
+        )
+        client.set_terminated(run_id, "FINISHED")
+        record = {
+            "run_id": run_id,
+            "parent_run_id": run.execution.parent_run_id,
+            "model_id": info.model_id,
+            "registered_model": tracking.registered_model_name(name),
+            "model_version": str(info.registered_model_version),
+        }
+        tracking.end_stage(client, run.execution)
+    return record
 
 
 def open_training_run(
@@ -209,21 +211,3 @@ def ending_honestly(run: TrainingRun) -> Iterator[None]:
     KILLED (:func:`intro_cnn.tracking.ends_honestly`)."""
     with tracking.ends_honestly(run.client, run.uri, [run.run_id, run.execution.parent_run_id]):
         yield
-
-
-def close_training_run(
-    run: TrainingRun,
-    name: str,
-    model: Any,
-    result: TrainResult,
-    summary: Mapping[str, Any],
-    input_example: np.ndarray,
-) -> dict[str, Any]:
-    """:func:`finish_training_run`, then end this stage in the parent run; returns what
-    ``run.json`` records about the run."""
-    with mlflow_store.store_lock(run.uri):
-        record = finish_training_run(
-            run.client, run.execution, run.run_id, name, model, result, summary, input_example
-        )
-        tracking.end_stage(run.client, run.execution)
-    return record

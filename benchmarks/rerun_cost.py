@@ -1,6 +1,6 @@
 """What dvc.yaml's sub-package dependencies cost in reruns, against per-module dependencies.
 
-Each stage depends on the sub-packages its entry point imports (tests/test_layout.py), so an
+Each stage depends on the sub-packages its entry point imports (tests/project/test_layout.py), so an
 edit anywhere in a sub-package reruns every stage that uses any module of it. The finest
 truthful alternative, a dependency per module the stage imports transitively, reruns only the
 stages whose import closure holds the edited module. For every library module this prints how

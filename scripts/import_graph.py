@@ -1,7 +1,7 @@
 """The project's import graph, read from the sources (nothing is imported): which project
 modules each module imports, transitively, and which ``dvc.yaml`` dependency covers a module.
 
-tests/test_layout.py checks ``dvc.yaml`` and the layout with it; benchmarks/rerun_cost.py
+tests/project/test_layout.py checks ``dvc.yaml`` and the layout with it; benchmarks/rerun_cost.py
 measures what the sub-package dependencies cost in reruns.
 """
 

@@ -21,7 +21,7 @@ from intro_cnn.runtime.files import write_json, write_npz, write_text
 from intro_cnn.training import tf_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
+SUBSET = ROOT / "tests" / "fixtures" / "mnist_subset.npz"
 VENV_BIN = Path(sys.executable).parent
 
 # Copied into a temporary repo for pipeline tests: everything the stages need, nothing built.

@@ -3,8 +3,8 @@
 The file's name is the model's name in ``params.yaml`` (``models.<name>``) and in every output
 (``models/<name>.keras``, ``reports/*/<name>/``). ``train@<name>`` depends on its own file and
 on the shared blocks of :mod:`intro_cnn.models`, so editing one network retrains that network
-only. A new model is a new file here and its entry in ``params.yaml``; ``tests/test_extend.py``
-adds one.
+only. A new model is a new file here and its entry in ``params.yaml``;
+``tests/project/test_extend.py`` adds one.
 """
 
 from __future__ import annotations

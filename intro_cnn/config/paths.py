@@ -1,6 +1,6 @@
 """Every path the pipeline reads or writes, relative to the repository root: the single source
-of truth, shared with ``dvc.yaml`` (tests/test_pipeline.py checks they agree). Pure: importing
-it reads nothing and creates nothing."""
+of truth, shared with ``dvc.yaml`` (tests/project/test_pipeline.py checks they agree). Pure:
+importing it reads nothing and creates nothing."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ def save_model(model: Any, target: Path) -> None:
     member) and writes Python object ids into ``config.json``; all three are made
     deterministic here, so an identical retraining leaves the file, and DVC's view of every
     stage downstream of it, unchanged. The HDF5 weights file itself is stable (h5py records no
-    object times by default); tests/test_train.py compares whole files across processes.
+    object times by default); tests/training/test_train.py compares whole files across processes.
     """
     with files.atomic_path(target, suffix=".keras") as tmp:  # Keras insists on the suffix
         model.save(tmp)

@@ -23,7 +23,7 @@ from intro_cnn.sources import raw_formats as rf
 
 from .conftest import ROOT, Outcome, listing, report, spawn, stage_env
 
-SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
+SUBSET = ROOT / "tests" / "fixtures" / "mnist_subset.npz"
 
 
 @pytest.fixture

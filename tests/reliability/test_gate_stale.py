@@ -27,7 +27,9 @@ def evaluated(tmp_path: Path, monkeypatch, new_store) -> Path:
     (tests/reliability/test_gate_evidence.py gates real ones).
     """
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["thresholds"].pop("max_drop", None)  # no git baseline here; tested in tests/test_gate.py
+    raw["thresholds"].pop(
+        "max_drop", None
+    )  # no git baseline here; tested in tests/evaluation/test_gate.py
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     params = config.load_params()

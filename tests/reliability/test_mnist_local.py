@@ -20,7 +20,7 @@ from intro_cnn.runtime.files import npz_bytes
 
 from .conftest import ROOT, listing, report, spawn, stage_env
 
-SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
+SUBSET = ROOT / "tests" / "fixtures" / "mnist_subset.npz"
 CHECK = ["stages.download", "--check-local"]
 
 

@@ -27,7 +27,7 @@ from tests.conftest import make_repo, run
 
 from .conftest import ROOT, Outcome, listing, report, stage_env
 
-SUBSET = ROOT / "tests" / "data" / "mnist_subset.npz"
+SUBSET = ROOT / "tests" / "fixtures" / "mnist_subset.npz"
 
 # Loaded as `sitecustomize` by every Python process started with SEAM_DIR on PYTHONPATH.
 # SEAM_MODE=inside: after a stage moves data/raw/mnist.npz into place (the first file of the

@@ -230,7 +230,7 @@ def test_input_datasets_shuffle_every_epoch_and_keep_validation_in_order(prefetc
 def test_unknown_model_exits_nonzero(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "stages.train", "resnet"],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         capture_output=True,
         text=True,
     )

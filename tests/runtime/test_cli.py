@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from intro_cnn.runtime import cli, errors, tf_import
+from tests.conftest import ROOT
 
 
 def test_a_signal_during_a_gentle_block_stops_the_loop_and_is_raised_at_its_end():
@@ -70,7 +70,7 @@ def test_tensorflow_start_up_notices_are_dropped_and_nothing_else():
         text=True,
         env=env,
         check=True,
-        cwd=Path(__file__).resolve().parents[1],  # this checkout's stages package
+        cwd=ROOT,  # this checkout's intro_cnn package
     )
     assert "kept line" in out.stderr
     assert not any(notice in out.stderr for notice in tf_import.TF_START_UP_NOTICES)
@@ -94,7 +94,7 @@ def test_run_main_freezes_what_is_left_and_keeps_exit_codes_and_atexit(exit_code
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
     )
     assert out.returncode == exit_code
     assert out.stdout.strip() == "frozen True"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from intro_cnn import tracking
-from tests.conftest import MODELS, SUBSET, VENV_BIN, run
+from tests.conftest import MODELS, ROOT, SUBSET, VENV_BIN, run
 
 
 def store(repo: Path):
@@ -44,10 +44,10 @@ def snapshot(repo: Path) -> dict[str, dict]:
     """Everything a user can see of every run, read by a fresh process as a user would."""
     code = (
         "import json, sys; from pathlib import Path; "
-        "from tests.test_tracking_pipeline import read_snapshot; "
+        "from tests.project.test_tracking_pipeline import read_snapshot; "
         "print(json.dumps(read_snapshot(Path(sys.argv[1]))))"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = run([sys.executable, "-c", code, str(repo)], repo, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -18,8 +18,8 @@ from intro_cnn import i18n
 from intro_cnn.data import digits
 from intro_cnn.reporting import drawpad
 from intro_cnn.reporting import report as rp
-from tests.test_digits import as_paper
-from tests.test_report import external_references, fake_inputs
+from tests.data.test_digits import as_paper
+from tests.reporting.test_report import external_references, fake_inputs
 
 BROWSER = next(
     filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None

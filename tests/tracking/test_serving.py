@@ -21,7 +21,7 @@ import pytest
 from intro_cnn.data import digits
 from intro_cnn.tracking import serving
 from tests.conftest import VENV_BIN
-from tests.test_digits import as_paper
+from tests.data.test_digits import as_paper
 
 
 # --------------------------------------------------------------------------------------

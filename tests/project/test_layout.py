@@ -1,7 +1,8 @@
 """The architecture the folder tree shows: thin DVC stages over one library package.
 
 - ``stages/`` holds the DVC stages' entry points only, each short, none importing another;
-- ``intro_cnn/`` never imports ``stages``, and has no import cycle (lazy imports included);
+- ``intro_cnn/`` never imports ``stages``, has no import cycle (lazy imports included) and no
+  module over 400 lines;
 - every stage of ``dvc.yaml`` depends on exactly the library sub-packages its entry point
   reaches through imports (followed transitively), so editing a module reruns every stage that
   runs it and nothing hand-listed goes stale; a network's own file is a dependency of its
@@ -28,6 +29,7 @@ from scripts.import_graph import (
 from tests.conftest import ROOT
 
 MAX_STAGE_LINES = 80
+MAX_MODULE_LINES = 400
 
 
 def dvc_stages() -> dict[str, dict]:
@@ -46,6 +48,12 @@ def test_a_stage_is_short_and_imports_only_the_library(module):
     assert lines <= MAX_STAGE_LINES, f"{module} has {lines} lines: move its work into {PACKAGE}"
     others = {m for m in imports(module) if m.split(".")[0] == STAGES}
     assert not others, f"{module} imports {sorted(others)}: stages share code through {PACKAGE}"
+
+
+@pytest.mark.parametrize("module", project_modules(PACKAGE))
+def test_a_library_module_owns_one_concern_in_at_most_400_lines(module):
+    lines = module_file(module).read_text(encoding="utf-8").count("\n")
+    assert lines <= MAX_MODULE_LINES, f"{module} has {lines} lines: split it by concern"
 
 
 def test_the_library_never_imports_the_stages():

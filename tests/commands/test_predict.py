@@ -13,7 +13,7 @@ from PIL import Image
 from intro_cnn.commands import predict as pr
 from intro_cnn.data import digits
 from tests.conftest import ROOT, run
-from tests.test_digits import as_paper
+from tests.data.test_digits import as_paper
 
 
 @pytest.fixture

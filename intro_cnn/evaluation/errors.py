@@ -7,10 +7,9 @@ Both errors are :class:`~intro_cnn.runtime.errors.StageError` subclasses, so the
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from intro_cnn.runtime.errors import StageError, reported_as
 
-from intro_cnn.runtime.errors import StageError
+__all__ = ["CompareError", "EvaluationError", "reported_as"]
 
 
 class EvaluationError(StageError):
@@ -21,14 +20,3 @@ class EvaluationError(StageError):
 class CompareError(StageError):
     """An input of the compare stage is missing or malformed (the message says which and how
     to fix it)."""
-
-
-@contextlib.contextmanager
-def reported_as(error: type[StageError]) -> Iterator[None]:
-    """Around a read or write of the stage's files (or of a model file): an ``OSError`` or
-    ``ValueError`` it raises (unreadable, corrupt or unwritable) becomes ``error``, with the
-    same message."""
-    try:
-        yield
-    except (OSError, ValueError) as exc:
-        raise error(str(exc)) from exc

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
-from intro_cnn.runtime.errors import StageError
+from intro_cnn.runtime.errors import StageError, reported_as
 
 
 class ReportError(StageError):
@@ -17,11 +16,7 @@ class VisualizeError(StageError):
     """An input of the visualize stage is missing or malformed (the message says the fix)."""
 
 
-@contextlib.contextmanager
-def raising(error: type[StageError]) -> Iterator[None]:
+def raising(error: type[StageError]) -> contextlib.AbstractContextManager[None]:
     """Turn a low-level failure inside the block (a file that cannot be read or parsed, an
     entry without a key it needs) into ``error``, its message unchanged."""
-    try:
-        yield
-    except (OSError, ValueError, KeyError) as exc:
-        raise error(str(exc)) from exc
+    return reported_as(error, (OSError, ValueError, KeyError))

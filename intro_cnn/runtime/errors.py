@@ -9,7 +9,9 @@ catches and rewraps them. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the work failed, or a check the gate makes did
@@ -38,3 +40,15 @@ class ConfigError(ProjectError):
 def exit_status(exc: ProjectError) -> int:
     """The exit status ``exc`` ends its program with."""
     return exc.exit_status
+
+
+@contextlib.contextmanager
+def reported_as(
+    error: type[ProjectError], kinds: tuple[type[Exception], ...] = (OSError, ValueError)
+) -> Iterator[None]:
+    """Around a read or write of a stage's inputs or outputs: a low-level ``kinds`` error it
+    raises (unreadable, corrupt or unwritable) becomes ``error``, with the same message."""
+    try:
+        yield
+    except kinds as exc:
+        raise error(str(exc)) from exc

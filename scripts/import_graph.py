@@ -73,14 +73,15 @@ def reached(module: str, key: str | None = None) -> set[str]:
     return seen
 
 
-def dependency_path(module: str, key: str | None = None) -> str:
+def dependency_path(module: str, key: str | None = None, placeholder: str = "${key}") -> str:
     """The ``dvc.yaml`` dependency that covers ``module``: its sub-package folder, or its own
-    file in the per-file sub-package (``${key}`` for the stage's own network)."""
+    file in the per-file sub-package (``placeholder`` for the stage's own network: ``${key}``
+    in a ``foreach`` stage, ``${item.model}`` in a ``matrix`` one)."""
     parts = module.split(".")
     per_file_dir = PER_FILE.replace(".", "/")
     if module.startswith(PER_FILE + "."):
         name = parts[-1]
-        return f"{per_file_dir}/{'${key}' if name == key else name}.py"
+        return f"{per_file_dir}/{placeholder if name == key else name}.py"
     if module == PER_FILE:
         return f"{per_file_dir}/__init__.py"
     if parts[0] == STAGES:

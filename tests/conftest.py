@@ -33,6 +33,7 @@ REPO_FILES = (
     "pyproject.toml",
     ".dvcignore",
     "plots/by_model.json",  # the top-level plots' template
+    "reports/replicates/.gitkeep",  # compare depends on the folder, replicated or not
 )
 MODELS = ("cnn", "cnn_small", "cnn_small_bn", "mlp")
 # The shared trained project of the pipeline tests: one epoch per model on the subset (900
@@ -40,6 +41,9 @@ MODELS = ("cnn", "cnn_small", "cnn_small_bn", "mlp")
 # passes and crowns.
 BASELINE_PARAMS = {
     "models": {name: {"epochs": 1} for name in MODELS},
+    # Two seeds of each replicated model: the replicate stages, the aggregates, the claims
+    # judged on paired seeds and the gate's rule across seeds, end to end.
+    "replicates": {"models": ["cnn_small", "cnn_small_bn", "mlp"], "seeds": [2]},
     "report": {"n_feature_images": 2},
     "thresholds": {
         "min": {name: {"test.accuracy": 0.05} for name in MODELS},
@@ -134,6 +138,8 @@ def make_repo(dst: Path, subset_hashes: dict[str, str]) -> Path:
             "image_local": str(image),
             "retries": 0,
         },
+        # No replicates unless a test asks for them: each is one more training.
+        replicates={"models": [], "seeds": []},
     )
     run(["git", "init", "-q"], dst)
     run(["git", "config", "user.email", "test@example.com"], dst)
@@ -346,6 +352,7 @@ def build_project(
     raw["evaluate"] = {"batch_size": 100, "n_wrong": 8}
     raw["report"].update(lang=lang, dpi=40)
     raw["train"]["steps_per_execution"] = 1
+    raw["replicates"] = {"models": [], "seeds": []}
     write_text(root / "params.yaml", yaml.safe_dump(raw, sort_keys=False))
     params = config.load_params()
 

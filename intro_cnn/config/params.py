@@ -126,6 +126,17 @@ def _check_names(params: Params) -> list[str]:
                 f"models.{name}: no model builder named {name!r}; valid names: "
                 f"{', '.join(known)} (to define it, {new_model_hint(name)})"
             )
+    for name in params.replicates.models:
+        if name not in params.models:
+            problems.append(
+                f"replicates.models: {name!r} is not in `models`; replicate one of "
+                f"{', '.join(params.models)}"
+            )
+        elif params.seed_for(name) in params.replicates.seeds:
+            problems.append(
+                f"replicates.seeds: {params.seed_for(name)} is already {name}'s designated seed; "
+                "list only the other seeds"
+            )
     for i, rule in enumerate(params.thresholds.better_than):
         if rule.model == rule.than:
             problems.append(f"thresholds.better_than[{i}]: a model cannot beat itself")

@@ -52,6 +52,30 @@ def model_path(name: str) -> Path:
     return MODELS_DIR / f"{name}.keras"
 
 
+# Replicates (stage replicate@<model>-<seed>): the same network trained with another seed, to
+# measure seed noise. Apart from the designated models/, so that no figure, serving or
+# registry code that lists models/ ever picks one up.
+REPLICATE_MODELS_DIR = Path("replicates")
+REPLICATES_DIR = REPORTS_DIR / "replicates"
+REPLICATE_METRICS = "metrics.json"
+REPLICATE_HISTORY = "history.csv"
+REPLICATE_RUN = "run.json"  # its MLflow run and wall-clock timing (not a metric)
+
+
+def replicate_name(name: str, seed: int) -> str:
+    """``cnn_small-2``: the DVC stage's matrix key, and the replicate's file names."""
+    return f"{name}-{seed}"
+
+
+def replicate_model_path(name: str, seed: int) -> Path:
+    return REPLICATE_MODELS_DIR / f"{replicate_name(name, seed)}.keras"
+
+
+def replicate_dir(name: str, seed: int) -> Path:
+    """One replicate's test metrics and training history."""
+    return REPLICATES_DIR / replicate_name(name, seed)
+
+
 def eval_dir(name: str) -> Path:
     """One model's evaluation files (the EVAL_FILES), written by ``evaluate@<name>``."""
     return EVAL_DIR / name

@@ -187,6 +187,23 @@ class SeedConfig:
     seed: Seed
 
 
+def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(seeds)) != len(seeds):
+        raise _fail("duplicate_seed", "a seed appears twice; list each seed once")
+    return seeds
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ReplicatesConfig:
+    """Each model of ``models`` is trained again with each of ``seeds`` (DVC stage
+    ``replicate@<model>-<seed>``). Its designated model (``seed.seed``, or the model's own seed)
+    stays the one the figures, serving and ``@champion`` use; the replicates only measure seed
+    noise, for the claims and the gate."""
+
+    models: tuple[Name, ...] = ()
+    seeds: Annotated[tuple[Seed, ...], AfterValidator(_distinct_seeds)] = ()
+
+
 @dataclass(frozen=True, config=_SECTION)
 class TrainConfig:
     """Settings shared by every model's training run."""
@@ -271,6 +288,9 @@ class ThresholdsConfig:
     # max_drop[model][metric path] = largest accepted fall below the committed baseline (the
     # metrics.json of a git revision, HEAD by default): catches regressions above the minimum.
     max_drop: Mapping[str, Mapping[str, Threshold]] = field(default_factory=dict)
+    # The regression rule on replicated models: the chance that it fails an unchanged pipeline
+    # (one-sided Welch test of the new seeds' mean against the baseline's).
+    false_alarm: Annotated[float, Strict(), Field(allow_inf_nan=False, gt=0, lt=0.5)] = 0.01
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -285,6 +305,8 @@ class Params:
     report: ReportConfig
     # What the CI gate checks; see intro_cnn/commands/gate.py.
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
+    # Extra seeds per model, to tell effects from seed noise.
+    replicates: ReplicatesConfig = field(default_factory=ReplicatesConfig)
 
     def model(self, name: str) -> ModelConfig:
         if name not in self.models:
@@ -294,5 +316,15 @@ class Params:
         return self.models[name]
 
     def seed_for(self, name: str) -> int:
+        """The seed of ``name``'s designated model."""
         override = self.model(name).seed
         return self.seed.seed if override is None else override
+
+    def replicate_seeds(self, name: str) -> tuple[int, ...]:
+        """The seeds ``name`` is trained with again (stage ``replicate``), none when it is not
+        replicated."""
+        return self.replicates.seeds if name in self.replicates.models else ()
+
+    def seeds_of(self, name: str) -> tuple[int, ...]:
+        """Every seed ``name`` is trained with: its designated seed first, then its replicates."""
+        return (self.seed_for(name), *self.replicate_seeds(name))

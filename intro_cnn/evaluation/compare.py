@@ -19,17 +19,16 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from intro_cnn import config, tracking
 from intro_cnn.config import Params
-from intro_cnn.evaluation import claims, fingerprint
-from intro_cnn.evaluation.claims import CLAIM_MODELS, Claim
+from intro_cnn.evaluation import across_seeds, claim_checks, fingerprint
+from intro_cnn.evaluation.claims import Claim
 from intro_cnn.evaluation.errors import CompareError, reported_as
+from intro_cnn.replicates.outputs import SeedResult, read_replicate
 from intro_cnn.runtime import cli, files
 from intro_cnn.runtime.files import read_json, require, write_json
 from intro_cnn.tracking import mlflow_store
@@ -37,8 +36,6 @@ from intro_cnn.training.train_outputs import read_history
 
 log = logging.getLogger(__name__)
 
-# How many first epochs of validation accuracy measure "how fast it rises".
-EARLY_EPOCHS = 3
 # The comparison files also logged to the MLflow parent run, and where.
 MLFLOW_DIR = "evaluate"
 
@@ -61,88 +58,6 @@ class ComparisonRow:
     inference_images_per_s: float
 
 
-def _english(claim: Claim) -> Claim:
-    """The claim with its English statement and reason, for readers of claims.json."""
-    text = claims.reason(claim, "en") + " " + claims.verdict_sentence(claim, "en")
-    return replace(claim, statement=claims.statement(claim.id, "en"), reason=text)
-
-
-def _not_checked(cid: str, rows: Mapping[str, ComparisonRow]) -> Claim | None:
-    """Claim ``cid`` as not checked when params.yaml trains only some of its models."""
-    missing = [m for m in CLAIM_MODELS[cid] if m not in rows]
-    return _english(Claim(cid, claims.NOT_CHECKED, missing=missing)) if missing else None
-
-
-def _claim_cnn_vs_mlp(rows: Mapping[str, ComparisonRow]) -> Claim:
-    cid = "cnn_vs_mlp"
-    better, other = CLAIM_MODELS[cid]
-    if unchecked := _not_checked(cid, rows):
-        return unchecked
-    cnn, mlp = rows[better], rows[other]
-    ratio = cnn.params / mlp.params if mlp.params else float("inf")
-    parts = {
-        "better test accuracy": cnn.test_accuracy > mlp.test_accuracy,
-        "far fewer parameters": ratio < 0.5,
-    }
-    evidence = {
-        f"{better}_test_accuracy": cnn.test_accuracy,
-        f"{other}_test_accuracy": mlp.test_accuracy,
-        f"{better}_params": cnn.params,
-        f"{other}_params": mlp.params,
-        "params_ratio": ratio,
-    }
-    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
-
-
-def _claim_batchnorm(
-    rows: Mapping[str, ComparisonRow], histories: Mapping[str, Sequence[float]]
-) -> Claim:
-    cid = "batchnorm"
-    better, other = CLAIM_MODELS[cid]
-    if unchecked := _not_checked(cid, rows):
-        return unchecked
-    bn, plain = rows[better], rows[other]
-    evidence: dict[str, float] = {
-        f"{better}_val_accuracy": bn.val_accuracy,
-        f"{other}_val_accuracy": plain.val_accuracy,
-        f"{better}_test_accuracy": bn.test_accuracy,
-        f"{other}_test_accuracy": plain.test_accuracy,
-    }
-    h_bn = list(histories.get(better, []))
-    h_plain = list(histories.get(other, []))
-    k = min(EARLY_EPOCHS, len(h_bn), len(h_plain))
-    faster: bool | None = None
-    if k:
-        early_bn, early_plain = float(np.mean(h_bn[:k])), float(np.mean(h_plain[:k]))
-        faster = early_bn > early_plain
-        evidence |= {
-            "early_epochs": k,
-            f"{better}_early_val_accuracy": early_bn,
-            f"{other}_early_val_accuracy": early_plain,
-            f"{better}_epoch1_val_accuracy": float(h_bn[0]),
-            f"{other}_epoch1_val_accuracy": float(h_plain[0]),
-        }
-    parts = {
-        "higher validation accuracy": bn.val_accuracy > plain.val_accuracy,
-        "higher test accuracy": bn.test_accuracy > plain.test_accuracy,
-        "faster early rise": faster,
-    }
-    return _english(Claim(cid, claims.verdict_of(parts), parts, evidence))
-
-
-def judge_claims(
-    rows: Sequence[ComparisonRow], histories: Mapping[str, Sequence[float]]
-) -> list[Claim]:
-    """Check the notebook's two claims against the measured numbers.
-
-    ``histories`` maps a model to its validation accuracy per epoch (epoch 1 first). A claim
-    whose models are not all present is ``not checked``; one whose parts disagree ``partly
-    holds``. "Better" means strictly greater.
-    """
-    by_name = {r.model: r for r in rows}
-    return [_claim_cnn_vs_mlp(by_name), _claim_batchnorm(by_name, histories)]
-
-
 _CSV_COLUMNS = [f.name for f in fields(ComparisonRow)]
 
 
@@ -155,8 +70,13 @@ def comparison_csv(rows: Sequence[ComparisonRow]) -> str:
     return buf.getvalue()
 
 
-def comparison_markdown(rows: Sequence[ComparisonRow], judged: Sequence[Claim]) -> str:
-    """The comparison table, then each claim with its verdict and the numbers behind it."""
+def comparison_markdown(
+    rows: Sequence[ComparisonRow],
+    judged: Sequence[Claim],
+    spread: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """The comparison table of the designated models, each model across its seeds, then each
+    claim with its verdict and the numbers behind it."""
     lines = [
         "# Model comparison",
         "",
@@ -170,7 +90,7 @@ def comparison_markdown(rows: Sequence[ComparisonRow], judged: Sequence[Claim]) 
             f"| {r.train_samples_per_s:,.0f} | {r.val_accuracy:.4f} | {r.test_accuracy:.4f} "
             f"| {r.test_loss:.4f} | {r.inference_images_per_s:,.0f} |"
         )
-    lines += ["", "## The notebook's claims, checked", ""]
+    lines += ["", *across_seeds.seeds_markdown(spread), "## The notebook's claims, checked", ""]
     for i, c in enumerate(judged, 1):
         lines += [f"{i}. **{c.statement}**", "", f"   Verdict: **{c.verdict}**. {c.reason}", ""]
     return "\n".join(lines)
@@ -255,9 +175,13 @@ def read_evaluation(name: str) -> dict[str, Any]:
     return got
 
 
-def log_comparison(uri: str, experiment: str, paths: Sequence[Path]) -> str:
-    """Log the comparison files into this execution's parent run; return its id."""
+def log_comparison(
+    uri: str, experiment: str, paths: Sequence[Path], numbers: Mapping[str, float]
+) -> str:
+    """Log the comparison files and the across-seed ``numbers`` into this execution's parent
+    run; return its id."""
     import mlflow
+    from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
 
     tracking.quiet_mlflow()
@@ -267,6 +191,11 @@ def log_comparison(uri: str, experiment: str, paths: Sequence[Path]) -> str:
             execution = tracking.open_execution(client, uri, experiment)
             for path in paths:
                 client.log_artifact(execution.parent_run_id, str(path), artifact_path=MLFLOW_DIR)
+            now = tracking.now_ms()
+            client.log_batch(
+                execution.parent_run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in numbers.items()],
+            )
             tracking.end_stage(client, execution)
     except MlflowException as exc:
         raise CompareError(
@@ -302,17 +231,30 @@ def run_stage(params: Params, uri: str) -> None:
                 inference_images_per_s=ev["images_per_s"],
             )
         )
-    val = {n: [float(r["val_accuracy"]) for r in h] for n, h in histories.items()}
-    judged = judge_claims(rows, val)
+    designated = {
+        r.model: SeedResult(
+            r.model,
+            params.seed_for(r.model),
+            r.test_accuracy,
+            r.val_accuracy,
+            tuple(float(e["val_accuracy"]) for e in histories[r.model]),
+        )
+        for r in rows
+    }
+    with reported_as(CompareError):
+        runs = across_seeds.gather(params, designated, read_replicate)
+    spread = across_seeds.aggregates(runs)
+    judged = claim_checks.judge_claims(runs, {r.model: r.params for r in rows})
     for c in judged:
         log.info("Claim %s: %s", c.id, c.verdict)
     outputs = files.Outputs()
     outputs.add_text(config.COMPARISON_CSV, comparison_csv(rows))
-    outputs.add_text(config.COMPARISON_MD, comparison_markdown(rows, judged))
+    outputs.add_text(config.COMPARISON_MD, comparison_markdown(rows, judged, spread))
     outputs.add_json(config.COMPARE_CLAIMS, claims_json(judged))
     outputs.add_text(config.COMPARE_HISTORY, history_table(histories))
     outputs.add_json(
-        config.COMPARE_METRICS, metrics_json({n: {"test": e["test"]} for n, e in evaluated.items()})
+        config.COMPARE_METRICS,
+        metrics_json({n: {"test": e["test"], "seeds": spread[n]} for n, e in evaluated.items()}),
     )
     outputs.add_json(config.COMPARE_TIMING, {n: e["timing"] for n, e in evaluated.items()})
     outputs.add_json(config.COMPARE_RUNS, {n: e["run"] for n, e in evaluated.items()})
@@ -325,7 +267,12 @@ def run_stage(params: Params, uri: str) -> None:
     ):
         outputs.copy_to(Path(tmp))
         shared = (config.COMPARISON_MD, config.COMPARE_CLAIMS)
-        log_comparison(uri, params.train.experiment, [Path(tmp) / p for p in shared])
+        log_comparison(
+            uri,
+            params.train.experiment,
+            [Path(tmp) / p for p in shared],
+            across_seeds.parent_metrics(spread),
+        )
     with reported_as(CompareError), cli.committing():
         outputs.commit()
     log.info("%d models compared -> %s, %s", len(rows), config.COMPARISON_MD, config.COMPARE_DIR)

@@ -12,7 +12,7 @@ the store) is that of ``models/<name>.keras`` (:func:`version_problems`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +51,44 @@ def _value(entry: Any, metric: str) -> float | None:
     return float(entry)
 
 
+def _seed_lines(recorded: Mapping[str, Any], measured: Measured, model: str) -> list[str]:
+    """Why ``model``'s recorded per-seed test accuracies are not what its files measure: a seed
+    set other than the one params asks for, or a value beyond the tolerance."""
+    if SEEDS not in measured.metrics[model]:
+        return []
+    now = measured.metrics[model][SEEDS][SEED_METRIC][PER_SEED]
+    node: Any = recorded.get(model)
+    for part in (SEEDS, SEED_METRIC, PER_SEED):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    said = node if isinstance(node, Mapping) else {}
+    if sorted(map(str, said)) != sorted(now):
+        return [
+            f"{model}: {config.COMPARE_METRICS} has seeds {', '.join(map(str, said)) or 'none'}, "
+            f"params.yaml trains it with seeds {', '.join(now)}"
+        ]
+    lines = []
+    for seed, value in now.items():
+        if not isinstance(said[seed], int | float) or abs(said[seed] - value) > measured.tolerance:
+            lines.append(
+                f"{model} seed {seed}: {config.COMPARE_METRICS} says {said[seed]}, its model "
+                f"file measures {value:.4f} on the {measured.n_test} test images"
+            )
+    return lines
+
+
 def disagreements(
     recorded: Mapping[str, Any],
     measured: Measured,
     checked: Iterable[tuple[str, str]],
 ) -> list[str]:
     """One line per gated ``(model, metric)`` whose recorded value is not what the model
-    measures (beyond :attr:`Measured.tolerance`); a metric the measurement lacks is skipped,
-    since the gate's own checks report it missing."""
+    measures (beyond :attr:`Measured.tolerance`), and per gated model whose recorded seeds are
+    not what its replicates measure; a metric the measurement lacks is skipped, since the
+    gate's own checks report it missing."""
     lines = []
+    for model in dict.fromkeys(m for m, _ in checked):
+        if model in measured.metrics and model in recorded:
+            lines += _seed_lines(recorded, measured, model)
     for model, metric in dict.fromkeys(checked):
         now = _value(measured.metrics.get(model), metric)
         if now is None:
@@ -75,24 +104,41 @@ def disagreements(
     return lines
 
 
-def measure(models: Iterable[str], batch_size: int) -> Measured:
+SEEDS, SEED_METRIC, PER_SEED = "seeds", "test_accuracy", "per_seed"
+
+
+def measure(
+    models: Iterable[str], batch_size: int, seeds: Mapping[str, Sequence[int]] | None = None
+) -> Measured:
     """Evaluate each model file again on the processed test split, as the evaluate stage does
-    (no files written, nothing logged)."""
+    (no files written, nothing logged). ``seeds[name]``, when given, lists the seeds ``name``
+    is trained with, its designated seed first: each replicate's file is measured too, and the
+    entry's ``seeds.test_accuracy.per_seed`` holds every seed's test accuracy."""
     from intro_cnn.evaluation import evaluate
 
     x, y = evaluate.load_test_split()
     with tf_import.importing_tensorflow():
         import keras
 
+    def scores(path: Any, stage: str) -> tuple[dict[str, Any], int]:
+        if not path.exists():
+            raise EvaluationError(f"{path} not found: run `dvc repro {stage}`.")
+        model = keras.saving.load_model(path, compile=False)
+        found = metrics.classification_metrics(y, metrics.predict_proba(model, x, batch_size))
+        return metrics.metrics_entry(found), int(model.count_params())
+
     entries = {}
     for name in models:
-        path = config.model_path(name)
-        if not path.exists():
-            raise EvaluationError(f"{path} not found: run `dvc repro train@{name}`.")
-        model = keras.saving.load_model(path, compile=False)
-        proba = metrics.predict_proba(model, x, batch_size)
-        scores = metrics.classification_metrics(y, proba)
-        entries[name] = metrics.metrics_entry(scores) | {"params": int(model.count_params())}
+        entry, n_params = scores(config.model_path(name), f"train@{name}")
+        entries[name] = entry | {"params": n_params}
+        designated, *others = (seeds or {}).get(name) or (None,)
+        per_seed = {str(designated): entry["test"]["accuracy"]}
+        for seed in others:
+            path = config.replicate_model_path(name, seed)
+            replicate, _ = scores(path, f"replicate@{config.replicate_name(name, seed)}")
+            per_seed[str(seed)] = replicate["test"]["accuracy"]
+        if designated is not None:
+            entries[name][SEEDS] = {SEED_METRIC: {PER_SEED: per_seed}}
     return Measured(entries, len(y))
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from intro_cnn import config
 from intro_cnn.config import Params, ThresholdsConfig, run_info_path
-from intro_cnn.evaluation import evidence, fingerprint
+from intro_cnn.evaluation import evidence, fingerprint, seeds
 from intro_cnn.runtime.errors import ConfigError
 from intro_cnn.runtime.files import read_json
 
@@ -51,6 +51,11 @@ class Result:
     # Set for a regression rule: the largest accepted drop, and the baseline's revision.
     max_drop: float | None = None
     baseline_rev: str = ""
+    # Set when the rule was judged across seeds: Welch's test of a regression (then value and
+    # threshold are the new and the baseline mean), or the ordering rule's difference.
+    welch: seeds.Regression | None = None
+    diff: seeds.Difference | None = None
+    n: tuple[int, int] = (1, 1)  # runs behind value and threshold
 
     @property
     def key(self) -> str:
@@ -60,6 +65,23 @@ class Result:
         """The check in one line, e.g. ``cnn.test.accuracy 0.9871 < 0.9900``."""
         if self.value is None:
             return f"{self.key} missing ({self.problem})"
+        if self.welch is not None:
+            w = self.welch
+            op = "<=" if self.ok else ">"
+            return (
+                f"{self.key} mean {self.value:.4f} of {self.n[0]} seeds, baseline mean "
+                f"{self.threshold:.4f} of {self.n[1]} at {self.baseline_rev}: drop {w.drop:+.4f}, "
+                f"{1 - w.alpha:.0%} lower bound {w.bound:+.4f} {op} 0 "
+                f"(Welch's one-sided test, false-alarm rate {w.alpha:g})"
+            )
+        if self.diff is not None:
+            d = self.diff
+            verdict = "above 0" if self.ok else "not above 0"
+            return (
+                f"{self.key} minus {self.than}: {d.mean:+.4f}, 95 % interval "
+                f"[{d.low:+.4f}, {d.high:+.4f}] ({d.rule}, seeds "
+                f"{', '.join(map(str, d.seeds))}): {verdict}"
+            )
         if self.max_drop is not None:
             if self.threshold is None:
                 return f"{self.key} {self.value:.4f}, no baseline at {self.baseline_rev} (new)"
@@ -94,16 +116,58 @@ def lookup(metrics: Mapping[str, Any], model: str, metric: str) -> tuple[float |
     return float(node), ""
 
 
+def per_seed(metrics: Mapping[str, Any], model: str, metric: str) -> dict[int, float]:
+    """``model``'s ``metric`` on each seed it was trained with (compare's ``seeds`` entry,
+    ``test.accuracy`` read as ``seeds.test_accuracy.per_seed``); {} when it has none."""
+    node: Any = metrics.get(model)
+    for part in ("seeds", metric.replace(".", "_"), "per_seed"):
+        if not isinstance(node, Mapping) or part not in node:
+            return {}
+        node = node[part]
+    try:
+        return {int(k): float(v) for k, v in node.items()}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _welch(
+    model: str, metric: str, new: Mapping[int, float], old: Mapping[int, float], **rule: Any
+) -> Result:
+    """The regression rule across seeds: fails when the new seeds' mean is below the
+    baseline's beyond seed noise, at false-alarm rate ``rule["alpha"]``."""
+    w = seeds.regression(list(old.values()), list(new.values()), rule["alpha"])
+    new_mean, old_mean = sum(new.values()) / len(new), sum(old.values()) / len(old)
+    return Result(
+        model,
+        metric,
+        new_mean,
+        old_mean,
+        not w.regressed,
+        max_drop=rule["limit"],
+        baseline_rev=rule["rev"],
+        welch=w,
+        n=(len(new), len(old)),
+    )
+
+
 def regressions(
     metrics: Mapping[str, Any],
     baseline: Mapping[str, Any],
     max_drop: Mapping[str, Mapping[str, float]],
     baseline_rev: str,
+    false_alarm: float = 0.01,
 ) -> list[Result]:
-    """The regression rule: each metric may fall at most ``max_drop`` below the baseline."""
+    """The regression rule. A model with two seeds or more both now and in the baseline is
+    judged by Welch's one-sided test at ``false_alarm``; any other may fall at most
+    ``max_drop`` below the baseline."""
     results = []
     for model, drops in max_drop.items():
         for metric, limit in drops.items():
+            new, old = per_seed(metrics, model, metric), per_seed(baseline, model, metric)
+            if len(new) >= 2 and len(old) >= 2:
+                rule = {"alpha": false_alarm, "limit": limit, "rev": baseline_rev}
+                results.append(_welch(model, metric, new, old, **rule))
+                continue
             value, problem = lookup(metrics, model, metric)
             before, _ = lookup(baseline, model, metric)
             # The tolerance keeps float rounding (0.9898 - 0.9848 > 0.005) from failing a drop
@@ -113,6 +177,23 @@ def regressions(
                 Result(model, metric, value, before, ok, "", problem, limit, baseline_rev)
             )
     return results
+
+
+def ordering(metrics: Mapping[str, Any], model: str, than: str, metric: str) -> Result:
+    """``model`` beats ``than`` on ``metric``: beyond seed noise (the 95 % interval of the
+    difference above 0) when either has replicates, else by value."""
+    value, problem = lookup(metrics, model, metric)
+    other, other_problem = lookup(metrics, than, metric)
+    if value is not None and other is None:
+        problem = other_problem
+    if value is None or other is None:
+        return Result(model, metric, value, other, False, than, problem)
+    a, b = per_seed(metrics, model, metric), per_seed(metrics, than, metric)
+    if a and b and max(len(a), len(b)) >= 2:
+        d = seeds.difference(a, b)
+        ok = seeds.direction(d) == seeds.BETTER
+        return Result(model, metric, value, other, ok, than, diff=d, n=(len(a), len(b)))
+    return Result(model, metric, value, other, value > other, than, problem)
 
 
 def check(
@@ -134,16 +215,13 @@ def check(
             ok = value is not None and value >= minimum
             results.append(Result(model, metric, value, minimum, ok, problem=problem))
     for rule in thresholds.better_than:
-        value, problem = lookup(metrics, rule.model, rule.metric)
-        other, other_problem = lookup(metrics, rule.than, rule.metric)
-        if value is not None and other is None:
-            problem = other_problem
-        ok = value is not None and other is not None and value > other
-        results.append(Result(rule.model, rule.metric, value, other, ok, rule.than, problem))
+        results.append(ordering(metrics, rule.model, rule.than, rule.metric))
     if thresholds.max_drop:
         if baseline is None:
             raise GateConfigError("thresholds.max_drop is set but no baseline metrics were given.")
-        results += regressions(metrics, baseline, thresholds.max_drop, baseline_rev)
+        results += regressions(
+            metrics, baseline, thresholds.max_drop, baseline_rev, thresholds.false_alarm
+        )
     if not results:
         raise GateConfigError(
             "Nothing is gated: params.yaml `thresholds` sets no minimum and no ordering rule. "
@@ -157,7 +235,18 @@ def table(results: Sequence[Result]) -> str:
     rows = [("model", "metric", "value", "threshold", "ok")]
     for r in results:
         value = "missing" if r.value is None else f"{r.value:.4f}"
-        if r.max_drop is not None:
+        if r.welch is not None:
+            value = f"mean {value} (n={r.n[0]})"
+            threshold = (
+                f"no fall beyond seed noise from mean {r.threshold:.4f} (n={r.n[1]}, "
+                f"{r.baseline_rev}): bound {r.welch.bound:+.4f}"
+            )
+        elif r.diff is not None:
+            threshold = (
+                f"> {r.than} beyond seed noise: {r.diff.mean:+.4f} "
+                f"[{r.diff.low:+.4f}, {r.diff.high:+.4f}]"
+            )
+        elif r.max_drop is not None:
             before = "none" if r.threshold is None else f"{r.threshold:.4f}"
             threshold = f"drop <= {r.max_drop:.4f} from {before} ({r.baseline_rev})"
         elif r.than:
@@ -270,7 +359,8 @@ def judge(
     if not verify:
         return Judgement(results)
     models = [m for m in checked_models(results) if m in metrics]
-    measured = evidence.measure(models, params.evaluate.batch_size)
+    trained = {m: params.seeds_of(m) for m in models if m in params.models}
+    measured = evidence.measure(models, params.evaluate.batch_size, trained)
     forged = evidence.disagreements(metrics, measured, checked_metrics(results))
     results = check({**metrics, **measured.metrics}, thresholds, baseline, baseline_rev)
     return Judgement(results, forged=forged)

@@ -14,7 +14,7 @@ drawn (through :mod:`intro_cnn.reporting.plotting`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from intro_cnn.evaluation import claims
 from intro_cnn.reporting.curve_figures import fig_accuracy_zoom, fig_bn_comparison, fig_history
 from intro_cnn.reporting.evaluation_figures import (
+    fig_accuracy_by_seed,
     fig_accuracy_vs_params,
     fig_confusion,
     fig_wrong,
@@ -63,6 +64,10 @@ class ModelResults:
     wrong_images: np.ndarray  # (len(wrong), 28, 28) test images of those entries
     test_accuracy: float
     params: int
+    # Test accuracy of every seed the model was trained with (designated first), and the 95 %
+    # interval of their mean (None with one seed): compare's ``seeds`` entry.
+    seed_accuracies: Mapping[int, float] = field(default_factory=dict)
+    interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,14 @@ def make_figures(
             (
                 FigureEntry(f"wrong_{name}", "wrong", (name,)),
                 fig_wrong(r.wrong, r.wrong_images, name, lang),
+            )
+        )
+    spread = {n: (r.seed_accuracies, r.interval) for n, r in results.items() if r.seed_accuracies}
+    if spread:
+        out.append(
+            (
+                FigureEntry("accuracy_by_seed", "accuracy_by_seed", tuple(spread)),
+                fig_accuracy_by_seed(spread, lang),
             )
         )
     points = {name: (r.params, r.test_accuracy) for name, r in results.items()}

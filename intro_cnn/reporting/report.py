@@ -46,6 +46,7 @@ NETWORK_SECTIONS = (
     ("sec_bn", ("bn_comparison",)),
     ("sec_confusion", ("confusion",)),
     ("sec_wrong", ("wrong",)),
+    ("sec_seeds", ("accuracy_by_seed",)),
     ("sec_size", ("accuracy_vs_params",)),
 )
 
@@ -57,6 +58,7 @@ VERDICT_CLASS = {
     claims.HOLDS: "holds",
     claims.PARTLY: "partly",
     claims.DOES_NOT_HOLD: "fails",
+    claims.NOT_DISTINGUISHABLE: "noise",
     claims.NOT_CHECKED: "unchecked",
 }
 

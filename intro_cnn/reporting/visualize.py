@@ -128,9 +128,12 @@ def read_model_results(
     try:
         test_accuracy = float(eval_metrics[name]["test"]["accuracy"])
         n_params = int(train_metrics["params"])
-    except (KeyError, TypeError, ValueError) as exc:
+        spread = eval_metrics[name].get("seeds", {}).get("test_accuracy", {})
+        per_seed = {int(k): float(v) for k, v in spread.get("per_seed", {}).items()}
+        interval = (float(spread["low"]), float(spread["high"])) if len(per_seed) > 1 else None
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise VisualizeError(
-            f"Model {name!r}: missing test accuracy or parameter count ({exc}); rerun "
+            f"Model {name!r}: missing test accuracy, parameter count or seeds ({exc}); rerun "
             f"`dvc repro {train_fix.split()[-1]} evaluate`."
         ) from None
     return ModelResults(
@@ -140,6 +143,8 @@ def read_model_results(
         wrong_images=x_test[indices, :, :, 0] if indices else np.zeros((0, 28, 28)),
         test_accuracy=test_accuracy,
         params=n_params,
+        seed_accuracies=per_seed,
+        interval=interval,
     )
 
 

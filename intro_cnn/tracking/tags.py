@@ -26,7 +26,8 @@ EXPERIMENT_DESCRIPTION = (
 # are the names the runs already in a store carry.
 EXECUTION_TAG = "intro_cnn.execution"  # digest shared by every run of one pipeline execution
 OWNER_TAG = "intro_cnn.owner"  # host:pid:start-time of the process that keeps the run RUNNING
-ROLE_TAG = "intro_cnn.role"  # "execution" (parent) or "training" (child)
+ROLE_TAG = "intro_cnn.role"  # "execution" (parent), "training" or "replicate" (children)
+REPLICATE_TAG = "intro_cnn.replicate"  # the seed of a replicate's training run
 REUSED_TAG_PREFIX = "intro_cnn.reused."  # + model: a training run of an earlier execution
 STALE_TAG = "intro_cnn.stale"
 DVC_EXP_TAG = "dvc_exp_name"
@@ -36,3 +37,5 @@ TRAIN_SOURCE = "stages/train.py"
 
 ROLE_EXECUTION = "execution"
 ROLE_TRAINING = "training"
+ROLE_REPLICATE = "replicate"
+REPLICATE_SOURCE = "stages/replicate.py"

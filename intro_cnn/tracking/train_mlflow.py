@@ -88,10 +88,12 @@ def start_training_run(
     params: Mapping[str, Any],
     dataset: Any,
     start_time_ms: int,
+    replicate: int | None = None,
 ) -> str:
     """Create the child run of one training under the execution's parent; return its id.
 
     Params and the dataset input are logged up front, so the run is useful while it trains.
+    A replicate's run (``replicate`` = its seed) is tagged as one and named ``<model>-<seed>``.
     """
     import mlflow
     from mlflow.entities import DatasetInput, InputTag, Param
@@ -99,8 +101,16 @@ def start_training_run(
     tags = tracking.child_run_tags(execution, name)
     tags["data_sha256"] = files.file_sha256(config.PROCESSED_MNIST)
     tags |= library_versions()
+    run_name = name
+    if replicate is not None:
+        run_name = config.replicate_name(name, replicate)
+        tags |= {
+            tracking.ROLE_TAG: tracking.ROLE_REPLICATE,
+            tracking.REPLICATE_TAG: str(replicate),
+            tracking.SOURCE_NAME_TAG: tracking.REPLICATE_SOURCE,
+        }
     run = client.create_run(
-        execution.experiment_id, start_time=start_time_ms, tags=tags, run_name=name
+        execution.experiment_id, start_time=start_time_ms, tags=tags, run_name=run_name
     )
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -181,12 +191,33 @@ def close_training_run(
     return record
 
 
+def close_replicate_run(
+    run: TrainingRun, result: TrainResult, summary: Mapping[str, Any]
+) -> dict[str, Any]:
+    """End a replicate's run FINISHED with its test metrics and history (a replicate logs no
+    model: only the designated model is registered and served). Returns its ``run.json``."""
+    from mlflow.entities import Metric
+
+    with mlflow_store.store_lock(run.uri):
+        now = tracking.now_ms()
+        numbers = {f"test_{k}": v for k, v in summary["test"].items()}
+        numbers |= {k: summary[k] for k in ("wall_seconds", "samples_per_second", "params")}
+        run.client.log_batch(
+            run.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in numbers.items()]
+        )
+        run.client.log_text(run.run_id, history_csv(result.history), "history.csv")
+        run.client.set_terminated(run.run_id, "FINISHED")
+        tracking.end_stage(run.client, run.execution)
+    return {"run_id": run.run_id, "parent_run_id": run.execution.parent_run_id}
+
+
 def open_training_run(
     name: str,
     experiment: str,
     params: Mapping[str, Any],
     data: Mapping[str, np.ndarray],
     start_time_ms: int,
+    replicate: int | None = None,
 ) -> TrainingRun:
     """Join (or create) this execution's parent run in ``experiment`` and start the child run
     of training ``name`` with ``params`` and the training split of ``data`` as its input."""
@@ -201,7 +232,9 @@ def open_training_run(
         client = mlflow.MlflowClient(uri)
         mlflow.set_tracking_uri(uri)
         execution = tracking.open_execution(client, uri, experiment)
-        run_id = start_training_run(client, execution, name, params, dataset, start_time_ms)
+        run_id = start_training_run(
+            client, execution, name, params, dataset, start_time_ms, replicate
+        )
     return TrainingRun(client, uri, execution, run_id)
 
 

@@ -32,15 +32,20 @@ class TrainResult:
 
 
 def read_history(name: str) -> list[dict[str, str]]:
-    """Model ``name``'s ``history.csv`` as the train stage wrote it: one row per epoch, epoch 1
-    first, every column of :data:`HISTORY_COLUMNS` present and numeric (values kept as their
-    text, so a table gathered from them repeats them byte for byte)."""
-    path = files.require(config.history_path(name), f"dvc repro train@{name}")
+    """Model ``name``'s ``history.csv`` as the train stage wrote it (:func:`read_history_file`)."""
+    return read_history_file(config.history_path(name), f"dvc repro train@{name}")
+
+
+def read_history_file(path: Path, rerun: str) -> list[dict[str, str]]:
+    """A ``history.csv`` as a training wrote it: one row per epoch, epoch 1 first, every column
+    of :data:`HISTORY_COLUMNS` present and numeric (values kept as their text, so a table
+    gathered from them repeats them byte for byte). ``rerun`` is the command that rewrites it."""
+    path = files.require(path, rerun)
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = set(HISTORY_COLUMNS) - set(reader.fieldnames or ())
         if missing:
-            raise StageError(f"{path}: missing column(s) {sorted(missing)}; rerun the train stage.")
+            raise StageError(f"{path}: missing column(s) {sorted(missing)}; run `{rerun}`.")
         rows = list(reader)
     try:
         rows.sort(key=lambda r: int(r["epoch"]))
@@ -48,9 +53,9 @@ def read_history(name: str) -> list[dict[str, str]]:
             for column in HISTORY_COLUMNS[1:]:
                 float(row[column])
     except (TypeError, ValueError) as exc:
-        raise StageError(f"{path}: not a number ({exc}); rerun the train stage.") from exc
+        raise StageError(f"{path}: not a number ({exc}); run `{rerun}`.") from exc
     if not rows:
-        raise StageError(f"{path} has no epochs; rerun the train stage.")
+        raise StageError(f"{path} has no epochs; run `{rerun}`.")
     return rows
 
 

@@ -18,10 +18,11 @@ import yaml
 
 from intro_cnn import config
 from intro_cnn.config import ROOT
-from intro_cnn.evaluation import claims, fingerprint
+from intro_cnn.evaluation import across_seeds, claim_checks, claims, fingerprint
 from intro_cnn.evaluation import compare as cmp
 from intro_cnn.evaluation import metrics as em
 from intro_cnn.evaluation.errors import CompareError
+from intro_cnn.replicates.outputs import SeedResult
 from intro_cnn.runtime.files import read_json, write_json
 from stages import compare
 
@@ -33,77 +34,31 @@ def row(model: str, params: int, val: float, test: float) -> cmp.ComparisonRow:
     return cmp.ComparisonRow(model, params, 10, 60.0, 9000.0, val, test, 0.05, 20000.0)
 
 
-def claims_for(rows, histories=None) -> dict[str, claims.Claim]:
-    return {c.id: c for c in cmp.judge_claims(rows, histories or {})}
-
-
-def test_cnn_vs_mlp_verdicts():
-    holds = claims_for([row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)])
-    c = holds["cnn_vs_mlp"]
-    assert c.verdict == claims.HOLDS
-    assert "0.9910" in c.reason and "0.9820" in c.reason
-    assert "61\u202f482" in c.reason and "669\u202f706" in c.reason and "9.2%" in c.reason
-    assert c.statement == claims.statement("cnn_vs_mlp", "en")
-
-    partly = claims_for([row("cnn", 61_482, 0.98, 0.975), row("mlp", 669_706, 0.98, 0.982)])
-    c = partly["cnn_vs_mlp"]
-    assert c.verdict == claims.PARTLY
-    assert c.parts == {"better test accuracy": False, "far fewer parameters": True}
-    assert c.reason.endswith(
-        "Holds: far fewer parameters (less than half). Does not hold: better test accuracy."
-    )
-
-    # Exactly half is not "less than half"; equal accuracy is not "better".
-    no = claims_for([row("cnn", 500, 0.98, 0.98), row("mlp", 1000, 0.98, 0.98)])
-    assert no["cnn_vs_mlp"].verdict == claims.DOES_NOT_HOLD
-
-    missing = claims_for([row("cnn", 500, 0.98, 0.99)])
-    assert missing["cnn_vs_mlp"].verdict == claims.NOT_CHECKED
-    assert missing["cnn_vs_mlp"].missing == ["mlp"]
-    assert "Model(s) mlp not in params.yaml" in missing["cnn_vs_mlp"].reason
-
-
-def test_batchnorm_verdicts():
-    plain, bn = "cnn_small", "cnn_small_bn"
-    fast = {bn: [0.97, 0.98, 0.985, 0.99], plain: [0.93, 0.96, 0.975, 0.98]}
-    slow = {bn: [0.90, 0.95, 0.96], plain: [0.93, 0.96, 0.975]}
-
-    c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)], fast)
-    assert c["batchnorm"].verdict == claims.HOLDS
-    assert c["batchnorm"].evidence["cnn_small_bn_early_val_accuracy"] == pytest.approx(2.935 / 3)
-    assert c["batchnorm"].evidence["early_epochs"] == 3
-
-    c = claims_for([row(plain, 14_178, 0.985, 0.989), row(bn, 14_242, 0.989, 0.988)], fast)
-    assert c["batchnorm"].verdict == claims.PARTLY
-    assert c["batchnorm"].parts["higher test accuracy"] is False
-    assert c["batchnorm"].reason.endswith(
-        "Holds: higher validation accuracy; faster rise in the first epochs. "
-        "Does not hold: higher test accuracy."
-    )
-
-    c = claims_for([row(plain, 14_178, 0.99, 0.99), row(bn, 14_242, 0.98, 0.98)], slow)
-    assert c["batchnorm"].verdict == claims.DOES_NOT_HOLD
-
-    # Without histories the early-rise part is not checked; the rest still decides.
-    c = claims_for([row(plain, 14_178, 0.985, 0.984), row(bn, 14_242, 0.989, 0.988)])
-    assert c["batchnorm"].verdict == claims.HOLDS
-    assert c["batchnorm"].parts["faster early rise"] is None
-    assert "not checked" in c["batchnorm"].reason
-
-    c = claims_for([row(plain, 14_178, 0.985, 0.984)])
-    assert c["batchnorm"].verdict == claims.NOT_CHECKED
-
-
 def test_comparison_outputs():
     rows = [row("cnn", 61_482, 0.99, 0.991), row("mlp", 669_706, 0.98, 0.982)]
-    judged = cmp.judge_claims(rows, {})
-    md = cmp.comparison_markdown(rows, judged)
+    runs = {
+        "cnn": [SeedResult("cnn", 1, 0.991, 0.99, (0.99,))],
+        "mlp": [SeedResult("mlp", s, t, 0.98, (0.98,)) for s, t in ((1, 0.982), (2, 0.981))],
+    }
+    judged = claim_checks.judge_claims(runs, {"cnn": 61_482, "mlp": 669_706})
+    spread = across_seeds.aggregates(runs)
+    assert spread["mlp"]["test_accuracy"] == {
+        "mean": 0.9815,
+        "std": pytest.approx(0.000707, abs=1e-6),
+        "low": pytest.approx(0.9815 - 12.706205 * 0.0005, abs=1e-6),
+        "high": pytest.approx(0.9815 + 12.706205 * 0.0005, abs=1e-6),
+        "per_seed": {"1": 0.982, "2": 0.981},
+    }
+    assert (spread["cnn"]["n"], spread["cnn"]["seeds"]) == (1, [1])
+    md = cmp.comparison_markdown(rows, judged, spread)
     assert "| cnn | 61,482 | 10 | 60.0 | 9,000 | 0.9900 | 0.9910 | 0.0500 | 20,000 |" in md
-    assert "Verdict: **holds**" in md and "Verdict: **not checked**" in md
+    assert "| mlp | 1, 2 | 2 | 0.9815 ± 0.0007 | [0.9751, 0.9879] | 0.9820, 0.9810 |" in md
+    assert "| cnn | 1 | 1 | 0.9910 ± 0.0000 | — | 0.9910 |" in md
+    assert "Verdict: **partly holds**" in md and "Verdict: **not checked**" in md
     parsed = list(csv.DictReader(cmp.comparison_csv(rows).splitlines()))
     assert parsed[1]["model"] == "mlp" and float(parsed[1]["test_accuracy"]) == 0.982
     as_json = json.loads(json.dumps(cmp.claims_json(judged)))
-    assert [c["verdict"] for c in as_json] == ["holds", "not checked"]
+    assert [c["verdict"] for c in as_json] == ["partly holds", "not checked"]
     # claims.json is the shared schema the report reads back.
     assert [claims.Claim.from_json(c) for c in as_json] == [
         claims.Claim.from_json(asdict(c)) for c in judged
@@ -170,12 +125,26 @@ def _model_folders(name: str, accuracy: float, params: int, val: list[float], ru
     write_json(e / config.EVAL_INPUTS, {"data": "d", "models": {name: "m"}, "params": {}})
 
 
+def _replicate_folder(name: str, seed: int, accuracy: float, val: list[float]) -> None:
+    """What `dvc repro replicate@<name>-<seed>` leaves behind (its model file aside)."""
+    from intro_cnn.replicates.outputs import metrics_json
+
+    folder = config.replicate_dir(name, seed)
+    history = [{"val_accuracy": v} for v in val]
+    test = {"accuracy": accuracy, "loss": 0.2, "macro_f1": accuracy}
+    write_json(folder / config.REPLICATE_METRICS, metrics_json(seed, test, history))
+    lines = ["epoch,accuracy,loss,val_accuracy,val_loss"]
+    lines += [f"{i},0.5,1.0,{v},1.0" for i, v in enumerate(val, 1)]
+    (folder / config.REPLICATE_HISTORY).write_text("\n".join(lines) + "\n")
+
+
 def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["models"] = {m: raw["models"][m] for m in ("cnn", "mlp")}
+    raw["replicates"] = {"models": ["mlp"], "seeds": [2, 3]}
     Path("params.yaml").write_text(yaml.safe_dump(raw))
     from mlflow import MlflowClient
 
@@ -186,19 +155,28 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     run = {"run_id": "r", "parent_run_id": execution.parent_run_id, "restored": False}
     _model_folders("cnn", 0.99, 61_482, [0.97, 0.98], run)
     _model_folders("mlp", 0.98, 669_706, [0.96], run)
+    for seed, accuracy in ((2, 0.981), (3, 0.979)):
+        _replicate_folder("mlp", seed, accuracy, [0.95])
+    _replicate_folder("mlp", 4, 0.5, [0.5])  # not asked for: never read
     write_json(config.eval_dir("stale") / config.EVAL_METRICS, {"test": {}})  # not in params
 
     compare.main()
 
-    assert read_json(config.COMPARE_METRICS) == {
-        "cnn": {"test": {"accuracy": 0.99, "loss": 0.2, "macro_f1": 0.99}},
-        "mlp": {"test": {"accuracy": 0.98, "loss": 0.2, "macro_f1": 0.98}},
-    }
+    metrics = read_json(config.COMPARE_METRICS)
+    assert metrics["cnn"]["test"] == {"accuracy": 0.99, "loss": 0.2, "macro_f1": 0.99}
+    assert metrics["cnn"]["seeds"]["test_accuracy"]["per_seed"] == {"1": 0.99}
+    spread = metrics["mlp"]["seeds"]
+    assert (spread["n"], spread["seeds"]) == (3, [1, 2, 3])
+    assert spread["test_accuracy"]["per_seed"] == {"1": 0.98, "2": 0.981, "3": 0.979}
+    assert spread["test_accuracy"]["mean"] == pytest.approx(0.98)
+    assert spread["test_accuracy"]["std"] == pytest.approx(0.001)
+    assert spread["val_accuracy"]["per_seed"] == {"1": 0.96, "2": 0.95, "3": 0.95}
     assert read_json(config.COMPARE_TIMING)["mlp"] == {"inference_images_per_s": 5000.0}
     assert read_json(config.COMPARE_RUNS)["cnn"] == run
     assert read_json(config.COMPARE_INPUTS)["models"] == {"cnn": "m", "mlp": "m"}
     verdicts = {c["id"]: c["verdict"] for c in read_json(config.COMPARE_CLAIMS)}
     assert verdicts == {"cnn_vs_mlp": "holds", "batchnorm": "not checked"}
+    assert "| mlp | 1, 2, 3 | 3 | 0.9800 ± 0.0010 |" in config.COMPARISON_MD.read_text()
     md = config.COMPARISON_MD.read_text()
     assert "| cnn | 61,482 | 2 | 12.5 | 4,000 | 0.9800 | 0.9900 | 0.2000 | 5,000 |" in md
     assert config.COMPARISON_CSV.read_text().startswith("model,params,epochs,")
@@ -206,6 +184,8 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     assert [(r["model"], r["epoch"]) for r in history] == [("cnn", "1"), ("cnn", "2"), ("mlp", "1")]
     parent = client.get_run(execution.parent_run_id)
     assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["mlp.test_accuracy.mean"] == pytest.approx(0.98)
+    assert parent.data.metrics["mlp.seeds.n"] == 3
     logged = {a.path for a in client.list_artifacts(execution.parent_run_id, "evaluate")}
     assert {"evaluate/comparison.md", "evaluate/claims.json"} <= logged
 
@@ -216,6 +196,15 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
         compare.main()
     assert exc.value.code == 1
     assert "timing.json not found: run `dvc repro evaluate@mlp` first" in caplog.text
+    assert config.COMPARE_METRICS.read_bytes() == before
+
+    # A replicate params asks for that never ran: the stage to run, nothing written.
+    _model_folders("mlp", 0.98, 669_706, [0.96], run)
+    shutil.rmtree(config.replicate_dir("mlp", 3))
+    with pytest.raises(SystemExit) as exc:
+        compare.main()
+    assert exc.value.code == 1
+    assert "run `dvc repro replicate@mlp-3` first" in caplog.text
     assert config.COMPARE_METRICS.read_bytes() == before
 
 

@@ -270,6 +270,7 @@ def test_stage_end_to_end(mlflow_store, tmp_path, test_split, caplog):
     x, y = test_split
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["models"] = {m: raw["models"][m] for m in ("cnn", "mlp")}
+    raw["replicates"] = {"models": [], "seeds": []}
     raw["evaluate"] = {"batch_size": 64, "n_wrong": 5}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     write_npz("data/processed/mnist.npz", {"x_test": x, "y_test": y.astype(np.uint8)})

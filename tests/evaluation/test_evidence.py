@@ -3,6 +3,7 @@ comparison of what a file says with what the model measures, on hand-checked num
 
 from __future__ import annotations
 
+from intro_cnn import config
 from intro_cnn.evaluation import evidence
 
 MEASURED = evidence.Measured(
@@ -43,3 +44,21 @@ def test_a_removed_or_non_numeric_value_disagrees_and_an_unmeasured_one_is_left_
     assert "says nothing" in lines[1]
     assert evidence.disagreements({}, MEASURED, [("vgg", "test.accuracy")]) == []
     assert evidence.disagreements({}, MEASURED, [("cnn", "test.top5")]) == []
+
+
+def test_each_seed_is_checked_against_its_replicate_file_and_the_seed_set_against_params():
+    per_seed = {"1": 0.98, "2": 0.981, "3": 0.979}
+    entry = {"test": {"accuracy": 0.98}, "seeds": {"test_accuracy": {"per_seed": per_seed}}}
+    measured = evidence.Measured({"mlp": entry}, n_test=10_000)
+    checked = [("mlp", "test.accuracy")]
+    assert evidence.disagreements({"mlp": entry}, measured, checked) == []
+    edited = {"test": {"accuracy": 0.98}, "seeds": {"test_accuracy": {"per_seed": dict(per_seed)}}}
+    edited["seeds"]["test_accuracy"]["per_seed"]["3"] = 0.99
+    assert evidence.disagreements({"mlp": edited}, measured, checked) == [
+        f"mlp seed 3: {config.COMPARE_METRICS} says 0.99, its model file measures 0.9790 "
+        "on the 10000 test images"
+    ]
+    dropped = {"test": {"accuracy": 0.98}, "seeds": {"test_accuracy": {"per_seed": {"1": 0.98}}}}
+    assert evidence.disagreements({"mlp": dropped}, measured, checked) == [
+        f"mlp: {config.COMPARE_METRICS} has seeds 1, params.yaml trains it with seeds 1, 2, 3"
+    ]

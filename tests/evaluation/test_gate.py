@@ -255,6 +255,51 @@ def test_regression_rule_edges():
         gate_checks.check(METRICS, th)
 
 
+def with_seeds(accuracies: dict[int, float]) -> dict:
+    """A model's metrics.json entry with every seed's test accuracy, designated seed first."""
+    first = next(iter(accuracies.values()))
+    per_seed = {str(k): v for k, v in accuracies.items()}
+    return {"test": {"accuracy": first}, "seeds": {"test_accuracy": {"per_seed": per_seed}}}
+
+
+BASE_SEEDS = {1: 0.986, 2: 0.987, 3: 0.985, 4: 0.9865, 5: 0.9855}  # mean 0.986, sd 0.000791
+
+
+def test_regression_across_seeds_is_welchs_test_at_the_false_alarm_rate():
+    th = parse({"max_drop": {"cnn_small": {"test.accuracy": 0.003}}, "false_alarm": 0.01})
+    base = {"cnn_small": with_seeds(BASE_SEEDS)}
+    # Another machine: every seed moved, the mean by -0.0003, well inside the seed spread.
+    moved = {"cnn_small": with_seeds({1: 0.9852, 2: 0.9872, 3: 0.9858, 4: 0.9861, 5: 0.9843})}
+    (ok,) = gate_checks.check(moved, th, base, "HEAD")
+    assert ok.ok and ok.welch is not None and ok.n == (5, 5)
+    # Half a point lost on every seed fails, naming the rule, the effect and its bound.
+    lost = {"cnn_small": with_seeds({k: v - 0.005 for k, v in BASE_SEEDS.items()})}
+    (bad,) = gate_checks.check(lost, th, base, "main")
+    assert not bad.ok
+    # se = sqrt(2 * 0.000791^2 / 5) = 0.0005, df = 8, t(0.99, 8) = 2.896459
+    assert bad.welch.bound == pytest.approx(0.005 - 2.896459 * 0.0005, abs=2e-6)
+    assert bad.line() == (
+        "cnn_small.test.accuracy mean 0.9810 of 5 seeds, baseline mean 0.9860 of 5 at main: "
+        "drop +0.0050, 99% lower bound +0.0036 > 0 (Welch's one-sided test, false-alarm rate 0.01)"
+    )
+    assert "beyond seed noise" in gate_checks.table([ok, bad])
+    # One seed on either side: the max_drop rule on the designated value.
+    single = {"cnn_small": {"test": {"accuracy": 0.9820}}}
+    (rule,) = gate_checks.check(single, th, base, "HEAD")
+    assert rule.welch is None and not rule.ok and "max_drop 0.0030" in rule.line()
+
+
+def test_ordering_across_seeds_needs_the_interval_above_zero():
+    rule = [{"model": "cnn", "than": "mlp", "metric": "test.accuracy"}]
+    mlp = with_seeds({1: 0.981, 2: 0.982, 3: 0.983})
+    (far,) = gate_checks.check({"cnn": with_seeds({1: 0.991}), "mlp": mlp}, thresholds([], rule))
+    assert far.ok and far.diff.rule == "one against sample"
+    (close,) = gate_checks.check({"cnn": with_seeds({1: 0.984}), "mlp": mlp}, thresholds([], rule))
+    assert not close.ok  # higher, but not beyond the mlp's seed spread
+    assert close.line().startswith("cnn.test.accuracy minus mlp: +0.0020, 95 % interval [-0.00")
+    assert close.line().endswith("(one against sample, seeds 1, 2, 3): not above 0")
+
+
 def _git(repo, *args):
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 

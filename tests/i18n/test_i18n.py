@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -49,50 +51,49 @@ def test_spanish_follows_the_notebook():
 
 @pytest.mark.parametrize("lang", i18n.LANGS)
 def test_every_claim_sentence_renders_in_every_language(lang):
-    """Each claim in each state it can be in, rendered from the catalogue."""
-    cnn = {
-        "cnn_test_accuracy": 0.99,
-        "mlp_test_accuracy": 0.98,
-        "cnn_params": 61482,
-        "mlp_params": 669706,
-        "params_ratio": 0.0918,
-    }
-    bn = {
-        "cnn_small_bn_val_accuracy": 0.99,
-        "cnn_small_val_accuracy": 0.98,
-        "cnn_small_bn_test_accuracy": 0.98,
-        "cnn_small_test_accuracy": 0.99,
-    }
-    early = {
-        "cnn_small_bn_early_val_accuracy": 0.97,
-        "cnn_small_early_val_accuracy": 0.96,
-        "cnn_small_bn_epoch1_val_accuracy": 0.95,
-        "cnn_small_epoch1_val_accuracy": 0.94,
-    }
+    """Each claim in each state it can be in, each rule of interval, rendered from the
+    catalogue."""
+    cnn = {"cnn_params": 61482, "mlp_params": 669706, "params_ratio": 0.0918}
+
+    def interval(rule: str, **extra) -> dict:
+        numbers = {"mean": 0.01, "low": -0.002, "high": 0.02, "a": 0.99, "b": 0.98}
+        return {"rule": rule, "seeds": [1, 2], **numbers, **extra}
+
+    rules = ("paired", "one against sample", "single runs")
     cases = [
-        claims.Claim(
-            "cnn_vs_mlp", claims.HOLDS, dict.fromkeys(claims.PARTS["cnn_vs_mlp"], True), cnn
-        ),
         claims.Claim("cnn_vs_mlp", claims.NOT_CHECKED, missing=["mlp"]),
-        claims.Claim(
-            "batchnorm",
-            claims.PARTLY,
-            {
-                "higher validation accuracy": True,
-                "higher test accuracy": False,
-                "faster early rise": None,
-            },
-            bn,
-        ),
-        claims.Claim("batchnorm", claims.PARTLY, {}, {**bn, **early, "early_epochs": 3}),
-        claims.Claim("batchnorm", claims.PARTLY, {}, {**bn, **early, "early_epochs": 1}),
+        claims.Claim("batchnorm", claims.PARTLY, {"faster early rise": None}),
     ]
+    for rule, state in zip(rules, (True, claims.NOISE, None), strict=True):
+        cases.append(
+            claims.Claim(
+                "cnn_vs_mlp",
+                claims.PARTLY,
+                {"better test accuracy": state, "far fewer parameters": True},
+                cnn,
+                intervals={"better test accuracy": interval(rule)},
+            )
+        )
+        cases.append(
+            claims.Claim(
+                "batchnorm",
+                claims.PARTLY,
+                {"higher validation accuracy": state, "higher test accuracy": False},
+                intervals={
+                    "higher validation accuracy": interval(rule),
+                    "higher test accuracy": interval(rule),
+                    "faster early rise": interval(rule, early_epochs=3),
+                },
+            )
+        )
     for claim in cases:
         parts = dict.fromkeys(claims.PARTS[claim.id], True) | dict(claim.parts)
-        claim = claims.Claim(claim.id, claim.verdict, parts, claim.evidence, claim.missing)
+        claim = dataclasses.replace(claim, parts=parts)
         text = claims.reason(claim, lang) + claims.verdict_sentence(claim, lang)
         assert "{" not in text and text.strip()
         assert claims.statement(claim.id, lang)
         for part, value in claims.ordered_parts(claim):
             assert claims.part_name(part, lang) != part or lang == "en"
             assert claims.answer(value, lang)
+    for verdict in claims.VERDICTS:
+        assert claims.verdict_name(verdict, lang) != verdict or lang == "en"

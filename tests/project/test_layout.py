@@ -76,15 +76,19 @@ def test_the_library_has_no_import_cycle():
 
 
 def test_each_stage_depends_on_the_sub_packages_it_imports_and_no_others():
+    params = config.load_params(ROOT / config.PARAMS_FILE)
     for name, stage in dvc_stages().items():
         body = stage.get("do", stage)
-        keys = (
-            list(config.load_params(ROOT / config.PARAMS_FILE).models) if "do" in stage else [None]
-        )
+        keys: list[str | None] = [None]
+        placeholder = "${key}"
+        if "do" in stage:  # foreach over the models
+            keys = list(params.models)
+        elif "matrix" in stage:  # model x seed: the model decides the imports
+            keys, placeholder = list(params.replicates.models), "${item.model}"
         entry = body["cmd"].split()[2]
         listed = {d for d in body["deps"] if d.split("/")[0] in (PACKAGE, STAGES)}
         for key in keys:
-            needed = {dependency_path(m, key) for m in reached(entry, key)}
+            needed = {dependency_path(m, key, placeholder) for m in reached(entry, key)}
             assert listed == needed, (
                 f"{name}: dvc.yaml lists {sorted(listed - needed)} that it does not import, "
                 f"and misses {sorted(needed - listed)} that it does"

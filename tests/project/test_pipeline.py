@@ -13,9 +13,17 @@ from intro_cnn import config
 from tests.conftest import ROOT, SUBSET, run
 
 
-def registry_paths(models: list[str]) -> set[str]:
-    """Every file and folder intro_cnn/config/__init__.py names, for these models."""
+def registry_paths(models: list[str], replicates: list[tuple[str, int]] = ()) -> set[str]:
+    """Every file and folder intro_cnn/config/__init__.py names, for these models and these
+    (model, seed) replicates."""
     named = {str(v) for v in vars(config).values() if isinstance(v, Path) and not v.is_absolute()}
+    for name, seed in replicates:
+        folder = config.replicate_dir(name, seed)
+        named |= {
+            str(config.replicate_model_path(name, seed)),
+            *(str(folder / f) for f in (config.REPLICATE_METRICS, config.REPLICATE_HISTORY)),
+            str(folder / config.REPLICATE_RUN),
+        }
     for name in models:
         named |= {
             str(config.model_path(name)),
@@ -32,21 +40,29 @@ def dvc_yaml_paths() -> dict[str, set[str]]:
     """The data paths of each stage of dvc.yaml (deps, outs, metrics, plots), foreach expanded;
     source files (stages/*.py) and params left out."""
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    models = list(config.load_params(ROOT / "params.yaml").models)
+    params = config.load_params(ROOT / "params.yaml")
     found: dict[str, set[str]] = {}
     for name, stage in spec["stages"].items():
-        keys = models if "foreach" in stage else [None]
+        keys: list = [None]
+        if "foreach" in stage:
+            keys = [{"${key}": m} for m in params.models]
+        elif "matrix" in stage:
+            keys = [
+                {"${item.model}": m, "${item.seed}": str(s)}
+                for m in params.replicates.models
+                for s in params.replicates.seeds
+            ]
         body = stage.get("do", stage)
         for key in keys:
             paths = set()
             for section in ("deps", "outs", "metrics", "plots"):
                 for entry in body.get(section, []):
                     path = next(iter(entry)) if isinstance(entry, dict) else entry
-                    if key is not None:
-                        path = path.replace("${key}", key)
+                    for placeholder, value in (key or {}).items():
+                        path = path.replace(placeholder, value)
                     if path.split("/")[0] not in ("stages", "intro_cnn"):
                         paths.add(path)
-            found[f"{name}@{key}" if key else name] = paths
+            found[f"{name}@{'-'.join(key.values())}" if key else name] = paths
     found["plots"] = {p for plot in spec["plots"] for y in plot.values() for p in y["y"]}
     return found
 
@@ -54,8 +70,9 @@ def dvc_yaml_paths() -> dict[str, set[str]]:
 def test_every_path_in_dvc_yaml_is_named_in_config():
     """dvc.yaml and intro_cnn/config/__init__.py name the same files: one registry, checked both
     ways (every stage, every model)."""
-    models = list(config.load_params(ROOT / "params.yaml").models)
-    named = registry_paths(models)
+    params = config.load_params(ROOT / "params.yaml")
+    replicates = [(m, s) for m in params.replicates.models for s in params.replicates.seeds]
+    named = registry_paths(list(params.models), replicates)
     used = dvc_yaml_paths()
     for stage, paths in used.items():
         assert paths <= named, (

@@ -117,6 +117,13 @@ BATTERY = [
         [{"model": "cnn", "than": "cnn", "metric": "test.accuracy"}],
         "a model cannot beat itself",
     ),
+    # replicates
+    ("replicates/seeds", [2, 3, 2], "replicates.seeds = [2, 3, 2]: a seed appears twice"),
+    ("replicates/seeds", [-1], "replicates.seeds[0] = -1"),
+    ("replicates/models", ["resnet"], "replicates.models: 'resnet' is not in `models`"),
+    ("replicates/seeds", [1, 2], "replicates.seeds: 1 is already cnn_small's designated seed"),
+    ("replicates/models", "cnn_small", "replicates.models = 'cnn_small'"),
+    ("thresholds/false_alarm", 0.5, "thresholds.false_alarm = 0.5"),
     # whole sections
     ("evaluate", None, "evaluate = None"),
     ("report", None, "report", True),
@@ -163,6 +170,7 @@ STAGES = {
     "preprocess": ["stages.preprocess"],
     "train": ["stages.train", "cnn"],
     "evaluate": ["stages.evaluate", "cnn"],
+    "replicate": ["stages.replicate", "cnn_small", "2"],
     "compare": ["stages.compare"],
     "convolutions": ["stages.convolutions"],
     "visualize": ["stages.visualize"],
@@ -183,6 +191,7 @@ PER_SECTION = [
     ("report", "visualize", "report/lang", "fr", "report.lang = 'fr'"),
     ("report-dpi", "report", "report/dpi", 0, "report.dpi = 0"),
     ("thresholds", "gate", "thresholds/min/cnn/test.accuracy", 98.5, "test.accuracy = 98.5"),
+    ("replicates", "replicate", "replicates/seeds", [3, 3], "a seed appears twice"),
 ]
 
 

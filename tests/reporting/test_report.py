@@ -63,12 +63,17 @@ CLAIMS = [
         "verdict": "partly holds",
         "reason": "(English, for readers of the JSON: the report renders its own)",
         "parts": {"better test accuracy": True, "far fewer parameters": False},
-        "evidence": {
-            "cnn_test_accuracy": 0.991,
-            "mlp_test_accuracy": 0.98,
-            "cnn_params": 700000,
-            "mlp_params": 669706,
-            "params_ratio": 700000 / 669706,
+        "evidence": {"cnn_params": 700000, "mlp_params": 669706, "params_ratio": 700000 / 669706},
+        "intervals": {
+            "better test accuracy": {
+                "rule": "one against sample",
+                "seeds": [1, 2, 3],
+                "mean": 0.011,
+                "low": 0.008,
+                "high": 0.014,
+                "a": 0.991,
+                "b": 0.98,
+            }
         },
     },
     {
@@ -255,14 +260,18 @@ def test_page_is_complete_and_self_contained(tmp_path, lang):
 
 def test_claims_are_rendered_in_the_page_language(tmp_path):
     page = rp.build_html(fake_inputs(tmp_path), "es")
-    assert "Precisión en prueba: cnn 0.9910 frente a mlp 0.9800 (+1.10 puntos; mayor: sí)" in page
-    assert "104.5 % de los del mlp; menos de la mitad: no" in page
+    assert (
+        "mejor precisión en prueba: cnn 0.9910 frente a mlp 0.9800 (una ejecución frente a la "
+        "media de las semillas 1, 2, 3, suponiendo la misma dispersión entre semillas); "
+        "diferencia +1.10 puntos, intervalo del 95 % [+0.80, +1.40]: sí." in page
+    )
+    assert "104.5 % de los de mlp; menos de la mitad: no" in page
     assert "mejor precisión en prueba: <b>sí</b>" in page
     assert "muchos menos parámetros (menos de la mitad): <b>no</b>" in page
     assert esc(claims.statement("cnn_vs_mlp", "es")) in page
     assert "Falta(n) en `models` de params.yaml: cnn_small_bn, &lt;script&gt;" in page
     page_en = rp.build_html(fake_inputs(tmp_path), "en")
-    assert "Test accuracy: cnn 0.9910 vs mlp 0.9800 (+1.10 points; higher: yes)" in page_en
+    assert "difference +1.10 points, 95 % interval [+0.80, +1.40]: yes." in page_en
     assert esc(claims.statement("cnn_vs_mlp", "en")) in page_en
     assert CLAIMS[0]["reason"] not in page_en  # the JSON's prose is never parsed nor shown
 
@@ -271,6 +280,9 @@ def test_a_claim_the_report_cannot_read_names_the_fix(tmp_path):
     broken = {**CLAIMS[0], "evidence": {}}
     with pytest.raises(ReportError, match="rerun `dvc repro compare`"):
         rp.claim_view(broken, "es")
+    no_rule = {**CLAIMS[0], "intervals": {"better test accuracy": {"mean": 0.01}}}
+    with pytest.raises(ReportError, match="rerun `dvc repro compare`"):
+        rp.claim_view(no_rule, "es")
 
 
 def test_claim_parts_follow_the_statement():
@@ -283,18 +295,18 @@ def test_claim_parts_follow_the_statement():
             "higher test accuracy": False,
             "higher validation accuracy": True,
         },
-        "evidence": {
-            "cnn_small_bn_val_accuracy": 0.99,
-            "cnn_small_val_accuracy": 0.98,
-            "cnn_small_bn_test_accuracy": 0.98,
-            "cnn_small_test_accuracy": 0.99,
-        },
+        "evidence": {},
     }
     assert rp.claim_view(claim, "en")["parts"] == [
         ("higher validation accuracy", "yes"),
         ("higher test accuracy", "no"),
         ("faster rise in the first epochs", "not checked"),
     ]
+    noise = {**claim, "parts": {**claim["parts"], "higher test accuracy": "noise"}}
+    assert rp.claim_view(noise, "es")["parts"][1] == (
+        "mayor precisión en prueba",
+        "no se distingue del ruido de semilla",
+    )
 
 
 def test_no_warning_without_fallback(tmp_path):

@@ -337,6 +337,31 @@ def test_make_figures_skips_what_needs_an_absent_model(cnn_small, images):
     assert index["figures"][0] == {"file": "history_mlp.png", "kind": "history", "models": ["mlp"]}
 
 
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_every_seed_is_a_point_under_its_mean_and_interval(lang):
+    from dataclasses import replace
+
+    seeded = results(("cnn", "cnn_small", "cnn_small_bn"))
+    seeded["cnn_small"] = replace(
+        seeded["cnn_small"],
+        seed_accuracies={1: 0.986, 2: 0.987, 3: 0.985},
+        interval=(0.9835, 0.9885),
+    )
+    seeded["cnn"] = replace(seeded["cnn"], seed_accuracies={1: 0.991})
+    figures = dict((e.kind, (e, f)) for e, f in nf.make_figures(seeded, None, lang))
+    entry, fig = figures["accuracy_by_seed"]
+    assert entry.models == ("cnn", "cnn_small")  # cnn_small_bn has no seeds entry
+    ax = fig.axes[0]
+    points = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert sorted(len(line.get_ydata()) for line in points) == [1, 3]
+    assert sorted(y for line in points for y in line.get_ydata()) == [0.985, 0.986, 0.987, 0.991]
+    intervals = [c for c in ax.collections if c.get_segments() and len(c.get_segments()[0]) == 2]
+    spans = sorted(tuple(seg[:, 1]) for c in intervals for seg in c.get_segments())
+    assert (0.9835, 0.9885) in spans  # the one interval, cnn's single run has none
+    assert ax.get_title() == plotting.label("seeds_title", lang)
+    assert_readable(fig)
+
+
 # --------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------
@@ -418,5 +443,7 @@ def test_read_history_rejects_a_bad_file(tmp_path, monkeypatch):
     buf = io.StringIO()
     csv.writer(buf).writerows([["epoch", "accuracy", "loss"], [1, 0.5, 1.0]])
     path.write_text(buf.getvalue())
-    with pytest.raises(StageError, match=f"{path}: missing column.*val_accuracy.*rerun the train"):
+    with pytest.raises(
+        StageError, match=f"{path}: missing column.*val_accuracy.*run `dvc repro train@cnn`"
+    ):
         vis.history_arrays("cnn")

@@ -67,13 +67,14 @@ def aggregates(runs: Mapping[str, Sequence[SeedResult]]) -> dict[str, dict[str, 
 
 
 def parent_metrics(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-    """The aggregates as flat metrics of the MLflow parent run (``mlp.test_accuracy.mean``)."""
+    """The aggregates as flat metrics of the MLflow parent run, beside the designated model's
+    ``<model>/test_accuracy`` that evaluate logs: ``mlp/seeds/test_accuracy/mean``, ``.../n``."""
     flat = {}
     for name, entry in entries.items():
-        flat[f"{name}.seeds.n"] = float(entry["n"])
+        flat[f"{name}/seeds/n"] = float(entry["n"])
         for key in QUANTITIES:
             for stat in ("mean", "std", "low", "high"):
-                flat[f"{name}.{key}.{stat}"] = float(entry[key][stat])
+                flat[f"{name}/seeds/{key}/{stat}"] = float(entry[key][stat])
     return flat
 
 

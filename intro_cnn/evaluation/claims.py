@@ -116,6 +116,11 @@ def ordered_parts(claim: Claim) -> list[tuple[str, PartState]]:
     return sorted(claim.parts.items(), key=lambda kv: order.get(kv[0], len(order)))
 
 
+def _sentence_case(text: str) -> str:
+    """A part's name opening a sentence: its first letter upper case."""
+    return text[:1].upper() + text[1:]
+
+
 def interval_sentence(claim: Claim, part: str, lang: str) -> str:
     """One part judged across seeds: both values, the difference, its interval and outcome."""
     better, other = CLAIM_MODELS[claim.id]
@@ -136,6 +141,7 @@ def interval_sentence(claim: Claim, part: str, lang: str) -> str:
     }
     if "early_epochs" in iv:
         fields["part"] += " " + _t("early_detail", lang, k=int(iv["early_epochs"]))
+    fields["part"] = _sentence_case(fields["part"])
     key = {"paired": "reason_paired", "one against sample": "reason_one_against_sample"}
     return _t(key.get(iv["rule"], "reason_single"), lang, **fields)
 
@@ -166,7 +172,8 @@ def reason(claim: Claim, lang: str) -> str:
                 )
             )
         else:
-            sentences.append(_t("reason_not_checked", lang, part=part_name(part, lang)))
+            part_text = _sentence_case(part_name(part, lang))
+            sentences.append(_t("reason_not_checked", lang, part=part_text))
     return " ".join(sentences)
 
 

@@ -132,53 +132,45 @@ def fig_accuracy_by_seed(
     spread: Mapping[str, tuple[Mapping[int, float], tuple[float, float] | None]], lang: str
 ) -> Figure:
     """Every seed's test accuracy per model as points, with the mean as a bar and the 95 %
-    interval of the mean as a vertical line over them: how far apart the models are, against
+    interval of the mean as a vertical line beside them: how far apart the models are, against
     how far apart their seeds are."""
     with plotting.plot_style():
         fig = plotting.new_figure(plotting.FIGSIZE_WIDE)
         ax = fig.add_subplot()
+        labelled: set[str] = set()
+
+        def once(key: str) -> str | None:
+            if key in labelled:
+                return None
+            labelled.add(key)
+            return label(key, lang)
+
         for i, (per_seed, interval) in enumerate(spread.values()):
             values = list(per_seed.values())
-            offsets = [
-                0.12 * (k - (len(values) - 1) / 2) / max(len(values), 1) for k in range(len(values))
-            ]
+            n = len(values)
+            offsets = [0.3 * (k - (n - 1) / 2) / max(n - 1, 1) for k in range(n)]
             ax.plot(
                 [i + o for o in offsets],
                 values,
                 "o",
                 color="C0",
-                alpha=0.7,
-                label=label("seed_run", lang) if i == 0 else None,
+                alpha=0.75,
+                label=once("seed_run"),
             )
-            mean = sum(values) / len(values)
-            ax.hlines(
-                mean,
-                i - 0.25,
-                i + 0.25,
-                color="C1",
-                linewidth=2.5,
-                label=label("seed_mean", lang) if i == 0 else None,
-            )
+            mean = sum(values) / n
+            ax.hlines(mean, i - 0.22, i + 0.22, color="C1", linewidth=2.5, label=once("seed_mean"))
             if interval is not None:
                 ax.vlines(
-                    i + 0.3,
-                    *interval,
-                    color="C1",
-                    linewidth=1.5,
-                    label=label("seed_interval", lang) if i == 0 else None,
+                    i + 0.3, *interval, color="C1", linewidth=1.5, label=once("seed_interval")
                 )
             ax.annotate(
-                f"n={len(values)}",
-                (i, max(values)),
-                xytext=(0, 8),
-                textcoords="offset points",
-                ha="center",
+                f"n={n}", (i, max(values)), xytext=(0, 8), textcoords="offset points", ha="center"
             )
         ax.set_xticks(range(len(spread)), list(spread))
         ax.set_xlim(-0.6, len(spread) - 0.4)
-        ax.margins(y=0.15)
+        ax.margins(y=0.2)
         ax.set_title(label("seeds_title", lang))
         ax.set_ylabel(label("test_accuracy", lang))
         ax.grid(True, axis="y")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper right")
     return fig

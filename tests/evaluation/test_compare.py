@@ -184,8 +184,8 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     assert [(r["model"], r["epoch"]) for r in history] == [("cnn", "1"), ("cnn", "2"), ("mlp", "1")]
     parent = client.get_run(execution.parent_run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["mlp.test_accuracy.mean"] == pytest.approx(0.98)
-    assert parent.data.metrics["mlp.seeds.n"] == 3
+    assert parent.data.metrics["mlp/seeds/test_accuracy/mean"] == pytest.approx(0.98)
+    assert parent.data.metrics["mlp/seeds/n"] == 3
     logged = {a.path for a in client.list_artifacts(execution.parent_run_id, "evaluate")}
     assert {"evaluate/comparison.md", "evaluate/claims.json"} <= logged
 

@@ -19,11 +19,7 @@ def registry_paths(models: list[str], replicates: list[tuple[str, int]] = ()) ->
     named = {str(v) for v in vars(config).values() if isinstance(v, Path) and not v.is_absolute()}
     for name, seed in replicates:
         folder = config.replicate_dir(name, seed)
-        named |= {
-            str(config.replicate_model_path(name, seed)),
-            *(str(folder / f) for f in (config.REPLICATE_METRICS, config.REPLICATE_HISTORY)),
-            str(folder / config.REPLICATE_RUN),
-        }
+        named |= {str(config.replicate_model_path(name, seed)), str(folder)}
     for name in models:
         named |= {
             str(config.model_path(name)),

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from intro_cnn import tracking
-from tests.conftest import MODELS, ROOT, SUBSET, VENV_BIN, run
+from tests.conftest import BASELINE_PARAMS, MODELS, ROOT, SUBSET, VENV_BIN, run
 
 
 def store(repo: Path):
@@ -138,14 +138,23 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     repo = trained_repo
 
     # 1. The baseline (`dvc repro` after the "one epoch" commit, its results committed on top):
-    # one parent run named after the commit, the four trainings its children.
+    # one parent run named after the commit, the four trainings and the three replicates (seed 2
+    # of cnn_small, cnn_small_bn and mlp) its children.
     base = snapshot(repo)
     (parent_id, parent), *more = parents(base).items()
-    assert not more and len(base) == 5
+    replicates = [f"{m}-2" for m in BASELINE_PARAMS["replicates"]["models"]]
+    assert not more and len(base) == 1 + len(MODELS) + len(replicates)
     commit = run(["git", "rev-parse", "HEAD~1"], repo).stdout.strip()
     assert run(["git", "log", "-1", "--format=%s", commit], repo).stdout.strip() == "one epoch"
     assert parent["name"] == f"repro@{commit[:8]}" and parent["status"] == "FINISHED"
-    assert children(base, parent_id) == sorted(MODELS)
+    assert children(base, parent_id) == sorted([*MODELS, *replicates])
+    replicate = next(v for v in base.values() if v["name"] == "mlp-2")
+    assert replicate["tags"][tracking.REPLICATE_TAG] == "2"
+    assert replicate["tags"][tracking.ROLE_TAG] == tracking.ROLE_REPLICATE
+    assert replicate["params"]["seed"] == "2" and "test_accuracy" in replicate["metrics"]
+    assert {"mlp/seeds/test_accuracy/mean", "mlp/seeds/test_accuracy/low", "mlp/seeds/n"} <= set(
+        parent["metrics"]
+    )
     for info in base.values():
         assert info["status"] == "FINISHED"
         assert info["tags"]["git_dirty"] == "false", "the pipeline's own writes are not dirt"
@@ -189,15 +198,15 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     assert any(k.startswith("figures/") for k in lang["artifacts"])
     assert lang["artifacts"] != parent["artifacts"]
 
-    # 3. One model's epochs: one parent and one training, the other three reused.
+    # 3. One model's epochs: one parent, its training and its replicate; the others reused.
     run(
         ["dvc", "exp", "run", "--temp", "-n", "two-epochs", "-S", "models.cnn_small.epochs=2"], repo
     )
     after_epochs = snapshot(repo)
     added = new_runs(after_lang, after_epochs)
-    assert len(parents(added)) == 1 and len(added) == 2
+    assert len(parents(added)) == 1 and len(added) == 3
     (epochs_parent,) = parents(added)
-    assert children(added, epochs_parent) == ["cnn_small"]
+    assert children(added, epochs_parent) == ["cnn_small", "cnn_small-2"]
     small = next(v for v in added.values() if v["name"] == "cnn_small")
     assert small["params"]["epochs"] == "2" and small["tags"]["dvc_exp_name"] == "two-epochs"
     assert len(small["metrics"]["val_accuracy"]) == 2  # logged live, one per epoch

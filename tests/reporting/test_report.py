@@ -261,7 +261,7 @@ def test_page_is_complete_and_self_contained(tmp_path, lang):
 def test_claims_are_rendered_in_the_page_language(tmp_path):
     page = rp.build_html(fake_inputs(tmp_path), "es")
     assert (
-        "mejor precisión en prueba: cnn 0.9910 frente a mlp 0.9800 (una ejecución frente a la "
+        "Mejor precisión en prueba: cnn 0.9910 frente a mlp 0.9800 (una ejecución frente a la "
         "media de las semillas 1, 2, 3, suponiendo la misma dispersión entre semillas); "
         "diferencia +1.10 puntos, intervalo del 95 % [+0.80, +1.40]: sí." in page
     )
@@ -366,7 +366,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
 
     page = config.REPORT_HTML.read_text(encoding="utf-8")
     index = read_json(config.NETWORK_DIR / config.FIGURES_INDEX)
-    assert page.count('<img src="data:image/png;base64,') == 8 + len(index["figures"]) == 25
+    assert page.count('<img src="data:image/png;base64,') == 8 + len(index["figures"]) == 26
     net = [(config.NETWORK_DIR / f["file"]).read_bytes() for f in index["figures"]]
     assert set(embedded_images(page)[8:]) == set(net)
     assert external_references(page) == []

@@ -396,7 +396,7 @@ def test_main_end_to_end(mlflow_uri, tmp_path, subset, caplog):
     index = read_json(out / config.FIGURES_INDEX)
     assert index["lang"] == "en"
     listed = [f["file"] for f in index["figures"]]
-    assert len(listed) == 17
+    assert len(listed) == 18  # accuracy_by_seed included: one seed each here
     assert sorted(p.name for p in out.iterdir()) == sorted([*listed, config.FIGURES_INDEX])
     for name in listed:
         with Image.open(out / name) as im:

@@ -169,6 +169,8 @@ def fig_accuracy_by_seed(
         ax.set_xticks(range(len(spread)), list(spread))
         ax.set_xlim(-0.6, len(spread) - 0.4)
         ax.margins(y=0.2)
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.4 * (high - low))  # headroom for the legend
         ax.set_title(label("seeds_title", lang))
         ax.set_ylabel(label("test_accuracy", lang))
         ax.grid(True, axis="y")

@@ -132,18 +132,41 @@ def _column_title(column: str, lang: str) -> str:
     return text(key, lang) if has_text(key, lang) else column
 
 
-def comparison_view(rows: Sequence[Mapping[str, str]], lang: str) -> dict[str, Any] | None:
+def _seed_cells(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A model's seeds, test accuracy mean ± sd, and 95 % interval (— with one seed)."""
+    n = int(entry.get("n", 0))
+    test = entry.get("test_accuracy") or {}
+    if not n or not test:
+        return [{"text": "", "num": False}] * 3
+    interval = f"[{float(test['low']):.4f}, {float(test['high']):.4f}]" if n > 1 else "—"
+    return [
+        {"text": str(n), "num": True},
+        {"text": f"{float(test['mean']):.4f} ± {float(test['std']):.4f}", "num": True},
+        {"text": interval, "num": True},
+    ]
+
+
+def comparison_view(
+    rows: Sequence[Mapping[str, str]],
+    lang: str,
+    spread: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any] | None:
     """The comparison table with one column per model and one row per measure: nine measures
-    side by side would not fit a page, four or five models do."""
+    side by side would not fit a page, four or five models do. The designated models' measures
+    come first, then each model across its seeds (``spread``: compare's ``seeds`` entries)."""
     if not rows:
         return None
     measures = [c for c in rows[0] if c != "model"]
+    models = [row.get("model", "") for row in rows]
+    table = [(_column_title(m, lang), [_cell(m, row.get(m, "")) for row in rows]) for m in measures]
+    if spread:
+        per_model = [_seed_cells(spread.get(m, {})) for m in models]
+        for i, key in enumerate(("col_seeds_n", "col_seeds_test_mean", "col_seeds_test_interval")):
+            table.append((text(key, lang), [cells[i] for cells in per_model]))
     return {
         "corner": text("col_model", lang),
-        "models": [row.get("model", "") for row in rows],
-        "rows": [
-            (_column_title(m, lang), [_cell(m, row.get(m, "")) for row in rows]) for m in measures
-        ],
+        "models": models,
+        "rows": table,
     }
 
 
@@ -302,7 +325,7 @@ def page_view(inputs: ReportInputs, lang: str) -> dict[str, Any]:
         "summaries": [_summary_view(m, rows, lang) for m, rows in inputs.summaries.items()],
         "network_groups": groups,
         "pad": markupsafe.Markup(pad),  # built and escaped by intro_cnn/reporting/drawpad.py
-        "comparison": comparison_view(inputs.comparison, lang),
+        "comparison": comparison_view(inputs.comparison, lang, inputs.spread),
         "claims": [claim_view(c, lang) for c in inputs.claims],
         "sources": sources_view(inputs.sources, lang),
         "provenance": provenance_view(inputs, lang),

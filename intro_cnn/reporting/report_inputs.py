@@ -68,6 +68,8 @@ class ReportInputs:
     # The drawing pad: the layers of drawpad.PAD_MODEL, its script and style (empty: no pad).
     pad_layers: Sequence[drawpad.PadLayer] = ()
     pad_assets: tuple[str, str] = ("", "")
+    # Each model's ``seeds`` entry of reports/compare/metrics.json (n, mean, interval...).
+    spread: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def read_conv_figures(directory: Path = config.CONV_DIR) -> list[tuple[str, bytes]]:
@@ -95,6 +97,14 @@ def read_network_figures(directory: Path = config.NETWORK_DIR) -> list[NetworkFi
             )
         )
     return out
+
+
+def read_compare_metrics(path: Path = config.COMPARE_METRICS) -> dict[str, Any]:
+    """The DVC metrics compare wrote, by model (the figures and the page read it here)."""
+    metrics = files.read_json(files.require(path, "dvc repro compare"))
+    if not isinstance(metrics, dict):
+        raise ReportError(f"{path}: expected a mapping of model to metrics; rerun compare.")
+    return metrics
 
 
 def read_comparison(path: Path = config.COMPARISON_CSV) -> list[dict[str, str]]:
@@ -146,5 +156,6 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
                 "keras": importlib.metadata.version("keras"),
             },
         )
+        spread = {n: dict(e.get("seeds") or {}) for n, e in read_compare_metrics().items()}
         pad_layers, pad_assets = read_pad(names)
-    return replace(inputs, pad_layers=pad_layers, pad_assets=pad_assets)
+    return replace(inputs, pad_layers=pad_layers, pad_assets=pad_assets, spread=spread)

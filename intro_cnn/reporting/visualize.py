@@ -30,7 +30,7 @@ import numpy as np
 
 from intro_cnn import config, tracking
 from intro_cnn.data import dataset
-from intro_cnn.reporting import plotting
+from intro_cnn.reporting import plotting, report_inputs
 from intro_cnn.reporting.errors import VisualizeError, raising
 from intro_cnn.reporting.network_figures import (
     FILTER_MODEL,
@@ -191,7 +191,7 @@ def render_figures(
     folder's contents, keyed by file name, all rendered before anything is written. A file that
     cannot be read or parsed is a :class:`VisualizeError` with the reader's message."""
     with raising(VisualizeError):
-        eval_metrics = files.read_json(files.require(config.COMPARE_METRICS, "dvc repro compare"))
+        eval_metrics = report_inputs.read_compare_metrics()
         images, labels, x_test = load_processed(n_images)
         results = {name: read_model_results(name, eval_metrics, x_test) for name in names}
         del x_test

@@ -425,3 +425,23 @@ def test_check_script_renders_a_screenshot(tmp_path):
         assert im.format == "PNG" and im.size == (1280, 900)
         # Something was drawn: the page is not a blank white sheet.
         assert len(im.convert("L").getcolors(maxcolors=1 << 16) or range(2)) > 1
+
+
+def test_the_comparison_table_shows_each_model_across_its_seeds():
+    rows = [{"model": "cnn", "test_accuracy": "0.9898"}, {"model": "mlp", "test_accuracy": "0.98"}]
+    spread = {
+        "cnn": {
+            "n": 1,
+            "test_accuracy": {"mean": 0.9898, "std": 0.0, "low": 0.9898, "high": 0.9898},
+        },
+        "mlp": {
+            "n": 5,
+            "test_accuracy": {"mean": 0.98212, "std": 0.00143, "low": 0.98034, "high": 0.9839},
+        },
+    }
+    view = rp.comparison_view(rows, "en", spread)
+    shown = {title: [c["text"] for c in cells] for title, cells in view["rows"]}
+    assert shown["seeds trained (n)"] == ["1", "5"]
+    assert shown["test accuracy across seeds, mean ± sd"] == ["0.9898 ± 0.0000", "0.9821 ± 0.0014"]
+    assert shown["95 % interval of that mean"] == ["—", "[0.9803, 0.9839]"]
+    assert len(rp.comparison_view(rows, "en")["rows"]) == 1  # no seeds entry: no seed rows

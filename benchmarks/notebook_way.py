@@ -4,10 +4,12 @@ reference side): no DVC, MLflow, claims or report.
     python benchmarks/notebook_way.py MNIST_NPZ OUT_DIR
 
 NumPy arrays into ``model.fit(..., validation_split=0.1)`` for every model of params.yaml (the
-same builders, epochs, batch size and optimiser), ``model.evaluate`` on the test set, the three
+same builders, epochs, batch size and optimiser) and again for each seed of ``replicates``
+(the pipeline's same work), ``model.evaluate`` on the test set, the three
 convolution demos with ``scipy.ndimage.convolve`` and matplotlib figures of the cnn's filters
 and feature maps. Writes the figures and ``result.json`` (seconds and test accuracy per model,
-total seconds) to OUT_DIR.
+total seconds) to OUT_DIR. TensorFlow is imported plainly, as a notebook does: with its own
+defaults for this CPU (oneDNN only where TF turns it on by itself).
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ def train_all(mnist: str) -> tuple[dict, object, np.ndarray]:
     x_test = (x_test / 255.0).astype("float32")[..., None]
     y1, yt = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
     params = config.load_params(ROOT / config.PARAMS_FILE)
-    keras.utils.set_random_seed(params.seed.seed)
+    runs = [(name, params.seed_for(name)) for name in params.models]
+    runs += [(n, s) for n in params.replicates.models for s in params.replicates.seeds]
     result, cnn = {}, None
-    for name in params.models:
+    for name, seed in runs:
         cfg = params.model(name)
+        keras.utils.set_random_seed(seed)
         model = models.build_model(name)
         model.compile(keras.optimizers.Adam(cfg.learning_rate), cfg.loss, metrics=["accuracy"])
         start = time.perf_counter()
@@ -53,7 +57,8 @@ def train_all(mnist: str) -> tuple[dict, object, np.ndarray]:
             verbose=0,
         )
         accuracy = model.evaluate(x_test, yt, batch_size=1024, verbose=0)[1]
-        result[name] = {"seconds": time.perf_counter() - start, "test_accuracy": float(accuracy)}
+        key = name if seed == params.seed_for(name) else f"{name}-{seed}"
+        result[key] = {"seconds": time.perf_counter() - start, "test_accuracy": float(accuracy)}
         if name == "cnn":
             cnn = model
     return result, cnn, x_test

@@ -1,8 +1,11 @@
 """The whole pipeline, cold: wall time and peak memory of every stage, and the notebook's way.
 
-    python benchmarks/pipeline_speed.py                  # both sides, full MNIST (15-20 min)
-    python benchmarks/pipeline_speed.py --side pipeline --reuse-models   # the other stages only
+    python benchmarks/pipeline_speed.py                  # both sides, full MNIST (40-60 min)
     python benchmarks/pipeline_speed.py --side repro     # one plain `dvc repro`, as a user runs it
+    python benchmarks/pipeline_speed.py --side pipeline  # each stage its own `dvc repro`
+    python benchmarks/pipeline_speed.py --side pipeline --reuse-models   # the other stages only
+
+``both`` (the default): ``repro``, then ``notebook``, and ``pipeline / notebook: N.NNx``.
 
 ``pipeline``: a fresh ``git clone`` of this checkout at HEAD (or ``--rev``) in a temporary
 folder (empty DVC cache, so nothing is skipped), where every stage runs as ``dvc repro
@@ -19,10 +22,10 @@ line) and epoch lines.
 
 ``notebook``: ``benchmarks/notebook_way.py``, one plain Python process doing the same work the
 notebook's way: NumPy arrays into ``model.fit(..., validation_split=0.1)`` for the four models
-(same builders, epochs, batch size and optimiser as params.yaml), ``model.evaluate`` on the test
-set, the three convolution demos with ``scipy.ndimage.convolve`` and matplotlib figures of the
-cnn's filters and feature maps. No DVC, no MLflow, no report. Only a reference for what the
-pipeline's extra work costs.
+and every replicate seed (same builders, epochs, seeds, batch size and optimiser as
+params.yaml), ``model.evaluate`` on the test set, the three convolution demos with
+``scipy.ndimage.convolve`` and matplotlib figures of the cnn's filters and feature maps. No DVC,
+no MLflow, no report. Only a reference for what the pipeline's extra work costs.
 
 Peak memory is the largest resident set of the process tree (``wait4``'s ``ru_maxrss``: the
 stage's Python process, or DVC itself when larger). MNIST comes from ``MNIST_LOCAL`` (or
@@ -45,6 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 REUSED = "(trainings reused)"
+TRAININGS = ("train@", "replicate@")  # the stages that fit a network
 
 
 def measured(cmd: list[str], cwd: Path, env: dict[str, str], log) -> tuple[float, float, int]:
@@ -153,7 +157,7 @@ def print_whole(result: dict) -> None:
     print("\n| stage (one `dvc repro`) | s |\n|---|---:|")
     for name, seconds in result["stages"]:
         print(f"| {name} | {seconds:.1f} |")
-    train = sum(s for n, s in result["stages"] if n.startswith("train@"))
+    train = sum(s for n, s in result["stages"] if n.startswith(TRAININGS))
     print(f"| **cold `dvc repro`** | **{result['wall']:.1f}** |")
     print(f"| trainings / the other stages | {train:.1f} / {result['wall'] - train:.1f} |")
     print(f"\npeak RSS of any process: {result['rss']:.0f} MiB")
@@ -181,6 +185,16 @@ def notebook(args: argparse.Namespace, env: dict[str, str], log) -> tuple[float,
     return wall, rss, result
 
 
+def print_notebook(nb: tuple[float, float, dict]) -> None:
+    print(f"| notebook's way, one process | {nb[0]:.1f} | {nb[1]:.0f} |")
+    for name, got in nb[2].items():
+        if isinstance(got, dict):
+            print(
+                f"| notebook {name}: fit + evaluate | {got['seconds']:.1f} | "
+                f"(test accuracy {got['test_accuracy']:.4f}) |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--side", choices=("both", "pipeline", "notebook", "repro"), default="both")
@@ -192,9 +206,14 @@ def main() -> None:
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     if args.mnist:
         env["MNIST_LOCAL"] = str(Path(args.mnist).resolve())
-    if args.side == "repro":
+    if args.side in ("repro", "both"):
         with open(args.log, "w") as log:
-            print_whole(whole_repro(args, env, log))
+            whole = whole_repro(args, env, log)
+            nb = notebook(args, env, log) if args.side == "both" else None
+        print_whole(whole)
+        if nb:
+            print_notebook(nb)
+            print(f"\npipeline / notebook: {whole['wall'] / nb[0]:.2f}x")
         return
     with open(args.log, "w") as log:
         rows = pipeline(args, env, log) if args.side != "notebook" else []
@@ -203,18 +222,12 @@ def main() -> None:
     for name, wall, rss in rows:
         print(f"| {name} | {wall:.1f} | {rss:.0f} |")
     if rows:
-        train = sum(w for n, w, _ in rows if n.startswith("train@"))
-        other = sum(w for n, w, _ in rows if not n.startswith("train@"))
+        train = sum(w for n, w, _ in rows if n.startswith(TRAININGS))
+        other = sum(w for n, w, _ in rows if not n.startswith(TRAININGS))
         print(f"| **all stages** | **{train + other:.1f}** | {max(r for _, _, r in rows):.0f} |")
         print(f"| trainings / the other stages | {train:.1f} / {other:.1f} | |")
     if nb:
-        print(f"| notebook's way, one process | {nb[0]:.1f} | {nb[1]:.0f} |")
-        for name, got in nb[2].items():
-            if isinstance(got, dict):
-                print(
-                    f"| notebook {name}: fit + evaluate | {got['seconds']:.1f} | "
-                    f"(test accuracy {got['test_accuracy']:.4f}) |"
-                )
+        print_notebook(nb)
         if rows and not args.reuse_models:
             print(f"\npipeline / notebook: {(train + other) / nb[0]:.2f}x")
 

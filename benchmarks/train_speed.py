@@ -17,11 +17,12 @@ batch size, optimiser and validation rows, and are tested on the same test set.
 
 Modes. Shared VMs change speed by tens of percent within seconds, so runs that follow each
 other compare badly.
-- ``interleave`` (default): one process trains both models, epoch by epoch, in turns (ABBA
-  order); each epoch's wall time (training + validation) is taken by a callback, so both sides
-  see the same machine at nearly the same moment. The process-wide op-determinism switch is
-  the pipeline's, so the notebook side runs under it too; the process mode measures what it
-  costs.
+- ``interleave`` (default): one process per side, each holding its model; they train epoch by
+  epoch in turns (ABBA order), one at a time, and each epoch's wall time (training +
+  validation) is taken by a callback, so both sides see the same machine at nearly the same
+  moment. Each side imports TensorFlow with its own process-wide settings: the notebook's are
+  TensorFlow's defaults for this CPU (no op determinism; oneDNN only on AVX-512 VNNI/BF16/AMX
+  CPUs), the pipeline's are ``stages.train``'s (oneDNN on any CPU, op determinism).
 - ``process``: each trial is a fresh process training all epochs in one ``fit`` call; the
   variants alternate round by round; medians over rounds.
 
@@ -39,6 +40,7 @@ accuracies.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -92,79 +94,128 @@ def _test_accuracy(model, data: dict) -> float:
 SIDES = ("notebook", "pipeline", "pipeline_float32")
 
 
+MESSAGE = "MSG "  # a worker's answers on stdout start with this; anything else is passed on
+
+
+def side_worker(side: str, model_name: str, epochs: int, spe: int | None, seed: int | None) -> None:
+    """One side of the interleaved run, in a process of its own (``--worker SIDE``).
+
+    It builds and compiles its model, answers ``ready``, then trains one epoch for each
+    ``epoch E`` line read from stdin and answers with its seconds and validation accuracy;
+    ``test`` answers the test accuracy and ends. The notebook side imports TensorFlow plainly
+    (its defaults for this CPU, no op determinism), as a notebook does; the pipeline sides go
+    through ``configure_tensorflow``, as ``stages.train`` does.
+    """
+    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, None, seed)
+
+    def say(**answer: object) -> None:
+        print(MESSAGE + json.dumps(answer), flush=True)
+
+    if side == "notebook":
+        import keras
+
+        from intro_cnn.models import build_model
+        from intro_cnn.training.fitting import compile_model, epoch_timer
+
+        keras.utils.set_random_seed(seed)
+        model = build_model(model_name)
+        compile_model(model, cfg, steps_per_execution=1)
+        x, y = _notebook_arrays(data)
+        fit_args = {
+            "x": x,
+            "y": y,
+            "batch_size": cfg.batch_size,
+            "validation_split": params.preprocess.validation_split,
+        }
+        fused = contextlib.nullcontext
+    else:
+        from intro_cnn.training.tf_settings import (
+            configure_tensorflow,
+            resolve_precision,
+            use_prefetch,
+        )
+
+        configure_tensorflow(seed, train_cfg.deterministic)  # imports TensorFlow first
+        from intro_cnn.models import build_model, fused_batch_norm
+        from intro_cnn.training.fitting import compile_model, epoch_timer, input_datasets
+
+        precision = "float32" if side == "pipeline_float32" else train_cfg.precision
+        model = build_model(model_name, resolve_precision(precision))
+        compile_model(model, cfg, train_cfg.steps_per_execution)
+        train_ds, val_ds = input_datasets(
+            data, cfg.batch_size, seed, use_prefetch(train_cfg.prefetch)
+        )
+        # the dataset reshuffles itself, as in fitting.fit
+        fit_args = {"x": train_ds, "validation_data": val_ds, "shuffle": False}
+        fused = lambda: fused_batch_norm(model)  # noqa: E731
+    from intro_cnn.runtime import tf_import
+
+    onednn = tf_import.onednn_enabled() if side != "notebook" else "TensorFlow's default"
+    say(onednn=onednn, n_train=len(data["x_train"]))
+    for line in sys.stdin:
+        if line.startswith("epoch "):
+            e = int(line.split()[1])
+            timer = epoch_timer()
+            with fused():
+                hist = model.fit(
+                    epochs=e + 1, initial_epoch=e, verbose=0, callbacks=[timer], **fit_args
+                )
+            say(seconds=timer.seconds[-1], val_accuracy=float(hist.history["val_accuracy"][-1]))
+        elif line.strip() == "test":
+            say(test_accuracy=_test_accuracy(model, data))
+            return
+
+
+def _ask(proc: subprocess.Popen, request: str | None) -> dict:
+    """Send ``request`` to a side worker and read its answer (other output passes through)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    if request is not None:
+        proc.stdin.write(request + "\n")
+        proc.stdin.flush()
+    for line in proc.stdout:
+        if line.startswith(MESSAGE):
+            return json.loads(line[len(MESSAGE) :])
+        sys.stdout.write(line)
+    raise SystemExit(f"a side worker ended early (exit {proc.wait()}); its stderr is above")
+
+
 def interleave(
     model_name: str, epochs: int, spe: int | None, sides: list[str], seed: int | None = None
 ) -> dict:
-    """Train notebook-style and pipeline-style models in turns, one epoch at a time."""
-    params, cfg, train_cfg, seed, data = _setup(model_name, epochs, spe, None, seed)
-    import keras
-
-    from intro_cnn.models import build_model
-    from intro_cnn.training.fitting import compile_model, epoch_timer, input_datasets
-    from intro_cnn.training.tf_settings import (
-        configure_tensorflow,
-        resolve_precision,
-        use_prefetch,
-    )
-
-    configure_tensorflow(seed, train_cfg.deterministic)
-    precision = resolve_precision(train_cfg.precision)
-    print(f"seed {seed}; pipeline precision {precision}; deterministic {train_cfg.deterministic}")
-    x, y = _notebook_arrays(data)
-    train_ds, val_ds = input_datasets(data, cfg.batch_size, seed, use_prefetch(train_cfg.prefetch))
-    models = {}
+    """Train notebook-style and pipeline-style models in turns, one epoch at a time, each
+    side in its own process (so each imports TensorFlow with its own settings)."""
+    workers = {}
     for side in sides:
-        keras.utils.set_random_seed(seed)  # same initial weights for every side
-        if side == "notebook":
-            models[side] = build_model(model_name)
-            compile_model(models[side], cfg, steps_per_execution=1)
-        else:
-            side_precision = "float32" if side == "pipeline_float32" else precision
-            models[side] = build_model(model_name, side_precision)
-            compile_model(models[side], cfg, train_cfg.steps_per_execution)
-
-    def one_epoch(side: str, e: int, timer) -> dict:
-        if side == "notebook":
-            h = models[side].fit(
-                x,
-                y,
-                batch_size=cfg.batch_size,
-                epochs=e + 1,
-                initial_epoch=e,
-                validation_split=params.preprocess.validation_split,
-                verbose=0,
-                callbacks=[timer],
-            )
-        else:
-            h = models[side].fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=e + 1,
-                initial_epoch=e,
-                shuffle=False,  # the dataset reshuffles itself, as in fitting.fit
-                verbose=0,
-                callbacks=[timer],
-            )
-        return h.history
-
+        cmd = [sys.executable, __file__, "--worker", side, "--model", model_name]
+        cmd += ["--epochs", str(epochs)]
+        cmd += ["--steps-per-execution", str(spe)] if spe else []
+        cmd += ["--seed", str(seed)] if seed is not None else []
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        workers[side] = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+    for side, proc in workers.items():
+        ready = _ask(proc, None)
+        print(f"{side}: ready, oneDNN {ready['onednn']}", flush=True)
     seconds: dict[str, list[float]] = {side: [] for side in sides}
     val_acc: dict[str, float] = {}
     print("epoch " + " ".join(f"{side + ' s':>17}" for side in sides), flush=True)
     for e in range(epochs):
         for side in sides if e % 2 == 0 else sides[::-1]:  # ABBA: nobody always goes first
-            timer = epoch_timer()
-            hist = one_epoch(side, e, timer)
-            seconds[side].append(timer.seconds[-1])
-            val_acc[side] = float(hist["val_accuracy"][-1])
+            answer = _ask(workers[side], f"epoch {e}")
+            seconds[side].append(answer["seconds"])
+            val_acc[side] = answer["val_accuracy"]
         print(f"{e + 1:5d} " + " ".join(f"{seconds[s][-1]:17.2f}" for s in sides), flush=True)
-    n_train = len(data["x_train"])
+    test_acc = {side: _ask(proc, "test")["test_accuracy"] for side, proc in workers.items()}
+    for proc in workers.values():
+        proc.wait()
     return {
         side: {
-            "samples_per_second": n_train * epochs / sum(secs),
+            "samples_per_second": ready["n_train"] * epochs / sum(secs),
             "seconds": sum(secs),
             "median_epoch_seconds": statistics.median(secs),
             "val_accuracy": val_acc[side],
-            "test_accuracy": _test_accuracy(models[side], data),
+            "test_accuracy": test_acc[side],
         }
         for side, secs in seconds.items()
     }
@@ -180,8 +231,6 @@ def models_side_by_side(
     seconds per epoch from the second on."""
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
-    import contextlib
-
     import keras
 
     from intro_cnn import config
@@ -344,7 +393,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, help="override the model's seed from params.yaml")
     parser.add_argument("--trial", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.worker:
+        side_worker(args.worker, args.model, args.epochs, args.steps_per_execution, args.seed)
+        return
 
     if args.trial:
         res = trial(args.trial, args.model, args.epochs, args.steps_per_execution, args.seed)
@@ -375,7 +429,7 @@ def main() -> None:
     sides = args.sides.split(",")
     if sides[0] != "notebook" or not set(sides) <= set(SIDES):
         sys.exit(f"--sides: notebook first, then any of {', '.join(SIDES[1:])}")
-    print(f"model {args.model}, {args.epochs} epochs, interleaved in one process")
+    print(f"model {args.model}, {args.epochs} epochs, interleaved, one process per side")
     res = interleave(args.model, args.epochs, args.steps_per_execution, sides, args.seed)
     nb = res["notebook"]
     for side, r in res.items():

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from intro_cnn.runtime import files
+from intro_cnn.runtime import files, tf_import
 from intro_cnn.runtime.files import write_json, write_npz, write_text
 from intro_cnn.training import tf_settings
 
@@ -300,7 +300,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Ctrl-C as a user's terminal sends it: a runner that starts the tests in the background
     (`cmd &` in a script) leaves SIGINT ignored, and every stage subprocess would inherit that,
-    so the interrupt tests would test nothing. Python's own handler here; SIG_DFL in children."""
+    so the interrupt tests would test nothing. Python's own handler here; SIG_DFL in children.
+
+    Tests that import Keras themselves get the oneDNN kernels the stages get on any CPU."""
+    os.environ.setdefault(tf_import.ONEDNN_SWITCH, "1")
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -28,17 +28,32 @@ TF_START_UP_NOTICES = (
 # need matplotlib, never pyplot).
 TENSORFLOW_IMPORT_SKIPS = ("sklearn", "matplotlib")
 
+# TensorFlow's oneDNN kernels (convolution, pooling, fused BatchNormalization) are on by default
+# only on CPUs with AVX-512 VNNI, BF16 or AMX; on an AVX2-only CPU (most laptops, AMD Zen 1-3)
+# TF falls back to Eigen's convolutions, which train the networks here 1.6-3x slower
+# (benchmarks/README.md, "oneDNN on AVX2 CPUs"). Every process that imports TensorFlow through
+# :func:`importing_tensorflow` turns them on unless the user has set the variable (``0`` keeps
+# Eigen's kernels).
+ONEDNN_SWITCH = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow, imported through :func:`importing_tensorflow`, uses oneDNN."""
+    return os.environ.get(ONEDNN_SWITCH, "1").strip().lower() not in ("0", "false", "off")
+
 
 @contextlib.contextmanager
 def importing_tensorflow() -> Iterator[None]:
     """Import TensorFlow (or Keras) inside this block, the first time: its start-up notices
     (``TF_START_UP_NOTICES``) are dropped from stderr, everything else written to it meanwhile
     follows when the block ends, and the packages of ``TENSORFLOW_IMPORT_SKIPS`` are not
-    imported with it. Nothing changes once TensorFlow is loaded."""
+    imported with it; oneDNN's kernels are on unless ``TF_ENABLE_ONEDNN_OPTS`` says otherwise
+    (``ONEDNN_SWITCH``). Nothing changes once TensorFlow is loaded."""
     if "tensorflow" in sys.modules:
         yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow reads it
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # both before TensorFlow reads them
+    os.environ.setdefault(ONEDNN_SWITCH, "1")
     hidden = [name for name in TENSORFLOW_IMPORT_SKIPS if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]

@@ -80,8 +80,7 @@ def resolve_precision(setting: str) -> str:
     for gpu in tf.config.list_physical_devices("GPU"):
         cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         capabilities.append(tuple(cc) if cc else (0, 0))
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
-    amx = onednn and isa_cap_allows(onednn_isa_cap(), "AMX")
+    amx = tf_import.onednn_enabled() and isa_cap_allows(onednn_isa_cap(), "AMX")
     native = native_bfloat16(_cpu_flags(), capabilities, amx)
     return "mixed_bfloat16" if native else "float32"
 

@@ -76,6 +76,27 @@ def test_tensorflow_start_up_notices_are_dropped_and_nothing_else():
     assert not any(notice in out.stderr for notice in tf_import.TF_START_UP_NOTICES)
 
 
+@pytest.mark.parametrize(("setting", "expected"), [(None, True), ("0", False), ("1", True)])
+def test_tensorflow_gets_onednn_kernels_unless_the_user_turned_them_off(setting, expected):
+    """TensorFlow enables oneDNN by itself only on AVX-512 VNNI/BF16/AMX CPUs; imported through
+    importing_tensorflow it has it on any CPU, and TF_ENABLE_ONEDNN_OPTS=0 still turns it off."""
+    code = (
+        "import os\n"
+        "from intro_cnn.runtime import tf_import\n"
+        "with tf_import.importing_tensorflow():\n"
+        "    import tensorflow\n"
+        "from tensorflow.python.util import _pywrap_util_port\n"
+        "print(_pywrap_util_port.IsMklEnabled(), tf_import.onednn_enabled())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != tf_import.ONEDNN_SWITCH}
+    if setting is not None:
+        env[tf_import.ONEDNN_SWITCH] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=ROOT
+    )
+    assert out.stdout.split() == [str(expected), str(expected)]
+
+
 @pytest.mark.parametrize("exit_code", [0, 3])
 def test_run_main_freezes_what_is_left_and_keeps_exit_codes_and_atexit(exit_code):
     """A program run through run_main exits with main's status, its atexit handlers and logging

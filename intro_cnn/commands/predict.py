@@ -2,15 +2,16 @@
 
     python -m intro_cnn.commands.predict photo.jpg scan.png            # top 3 digits per image
     python -m intro_cnn.commands.predict --json digit.png              # machine-readable
-    python -m intro_cnn.commands.predict --model cnn_small digit.png   # another model of
-    params.yaml python -m intro_cnn.commands.predict --explain maps.png digit.png  # what the first
-    convolution sees
+    python -m intro_cnn.commands.predict --model cnn_small digit.png   # another model
+    python -m intro_cnn.commands.predict --explain maps.png digit.png  # what conv1 sees
 
 Each image goes through the MNIST recipe of :mod:`intro_cnn.data.digits` (greyscale, invert a light
 background, crop to the ink, longest side 20 px, centre of mass at the centre of 28×28).
 The model is, in order of preference: the registry's ``champion`` of ``intro-cnn-<name>``
 (when an MLflow store with that alias exists), else ``models/<name>.keras``; ``--model`` may
-also name a ``.keras`` file. Not a DVC stage: it reads models, writes only what it is asked to.
+also name a ``.keras`` file. An image that cannot be read is named on stderr and the others
+are still classified; the exit status is then 1. Not a DVC stage: it reads models, writes only
+what it is asked to.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ class PredictError(errors.StageError):
 class Prediction:
     image: str
     digit: int
-    probabilities: list[float]  # 10 floats, summing to 1
+    probabilities: list[float]  # 10 floats as the network gave them, summing to 1
 
     def top(self, k: int = TOP_K) -> list[tuple[int, float]]:
-        order = np.argsort(self.probabilities)[::-1][:k]
+        """The ``k`` likeliest digits, ranked on the exact probabilities (ties: lower digit)."""
+        order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:k]
         return [(int(d), float(self.probabilities[d])) for d in order]
 
     def as_json(self) -> dict[str, Any]:
@@ -72,9 +74,15 @@ def classify(model: Any, images: np.ndarray) -> np.ndarray:
 
 def predictions(names: Sequence[str], probabilities: np.ndarray) -> list[Prediction]:
     return [
-        Prediction(name, int(np.argmax(p)), [round(float(v), 6) for v in p])
+        Prediction(name, int(np.argmax(p)), [float(v) for v in p])
         for name, p in zip(names, probabilities, strict=True)
     ]
+
+
+def unreadable_summary(n_bad: int, n_all: int) -> str:
+    """The last line when some images could not be classified."""
+    rest = "the others are above" if n_bad < n_all else "nothing was classified"
+    return f"{n_bad} of {n_all} images could not be classified ({rest}); each is named above."
 
 
 def format_text(preds: Sequence[Prediction], model_label: str) -> str:
@@ -176,20 +184,36 @@ def load_model(name: str) -> tuple[Any, str]:
     return keras.saving.load_model(path, compile=False), str(path)
 
 
+def prepare_all(images: Sequence[Path]) -> tuple[list[tuple[Path, digits.Prepared]], list[str]]:
+    """Every image through the recipe: those that passed, and one message per image that did
+    not (each names its file and the fix)."""
+    good, problems = [], []
+    for path in images:
+        try:
+            good.append((path, digits.prepare_file(path)))
+        except digits.DigitError as exc:
+            problems.append(str(exc))
+    return good, problems
+
+
 def run(
     images: Sequence[Path], model_name: str, explain: Path | None = None
-) -> tuple[list[Prediction], str]:
-    """Preprocess every image (all must pass), classify them, write the explanation figure."""
-    prepared = [digits.prepare_file(p) for p in images]
+) -> tuple[list[Prediction], str, list[str]]:
+    """Preprocess every image, classify those that passed, write the explanation figure of the
+    first of them; the predictions, the model's label and one message per image that failed.
+    With no readable image the model is not loaded (its label is empty)."""
+    good, problems = prepare_all(images)
+    if not good:
+        return [], "", problems
     model, label = load_model(model_name)
-    stack = np.stack([p.image for p in prepared])
-    preds = predictions([str(p) for p in images], classify(model, stack))
+    stack = np.stack([prepared.image for _, prepared in good])
+    preds = predictions([str(path) for path, _ in good], classify(model, stack))
     if explain is not None:
         from intro_cnn.reporting import plotting
 
         fig = explain_figure(stack[0], first_conv_maps(model, stack[0]), preds[0])
         plotting.save_figure(fig, explain, dpi=100)
-    return preds, label
+    return preds, label, problems
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,21 +234,26 @@ def main(argv: list[str] | None = None) -> None:
         "--explain",
         type=Path,
         metavar="OUT.png",
-        help="write the first image's 28×28 input and first-convolution feature maps",
+        help="write the first readable image's 28×28 input and first-convolution feature maps",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        preds, label = run(args.images, args.model, args.explain)
-    except (digits.DigitError, PredictError) as exc:
+        preds, label, problems = run(args.images, args.model, args.explain)
+    except PredictError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    if args.json:
+    if preds and args.json:
         print("\n".join(json.dumps(p.as_json()) for p in preds))
-    else:
+    elif preds:
         print(format_text(preds, label))
-    if args.explain is not None:
+    if preds and args.explain is not None:
         print(f"explanation of {preds[0].image}: {args.explain}", file=sys.stderr)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"error: {unreadable_summary(len(problems), len(args.images))}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,39 @@ def test_top_three_and_json_shape():
     assert "a.png: 1   top 3: 1 (60.0%), 4 (30.0%), 0 (5.0%)" in pr.format_text([pred], "m")
 
 
+def test_runners_up_are_ranked_on_the_exact_probabilities():
+    """A confident network leaves the others at 1e-7 and below: rounded to six places they all
+    tie at 0 and the ranking would fall back to index order (always 9, 8)."""
+    p = np.array([[4e-8, 3e-7, 1e-9, 9.9999e-1, 2e-9, 5e-9, 1e-10, 8e-7, 6e-8, 3e-9]])
+    p[0, 3] = 1 - (p.sum() - p[0, 3])
+    pred = pr.predictions(["a.png"], p)[0]
+    assert [d for d, _ in pred.top()] == [3, 7, 1]
+    assert pred.as_json()["probabilities"][7] == 8e-7  # what a JSON reader ranks is exact too
+
+
+def test_a_bad_file_in_a_batch_is_named_and_the_others_are_classified(
+    tiny_cnn, photos, tmp_path, capsys
+):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 truncated")
+    batch = [photos[0], broken, photos[1]]
+    with pytest.raises(SystemExit) as exit_info:
+        pr.main(["--model", str(tiny_cnn), "--json", *map(str, batch)])
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["image"] for line in out.splitlines()] == [
+        str(photos[0]),
+        str(photos[1]),
+    ]
+    assert f"error: {broken}: " in err and "not an image" in err
+    assert pr.unreadable_summary(1, 3) in err
+    with pytest.raises(SystemExit) as exit_info:  # nothing readable: nothing printed, exit 1
+        pr.main(["--model", str(tiny_cnn), str(broken)])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 1 and out == ""
+    assert pr.unreadable_summary(1, 1) in err
+
+
 def test_cli_json_text_and_explain(tiny_cnn, photos, tmp_path, capsys):
     pr.main(["--model", str(tiny_cnn), "--json", *map(str, photos)])
     out, err = capsys.readouterr()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -395,3 +397,52 @@ def build_project(
         evaluate.main([name])
     compare.main()
     return run_ids
+
+
+BROWSER = next(
+    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+)
+needs_browser = pytest.mark.skipif(BROWSER is None, reason="chromium not installed")
+RESULT_ID = "browser-test-result"
+
+
+def run_in_browser(page: str, script: str, tmp_path: Path, window: str = "1280,900") -> dict:
+    """Open ``page`` with ``script`` appended in headless Chromium (window ``window``); the
+    script's JSON result (or what its promise resolves to) is written into an element and read
+    back from the DOM Chromium dumps. Pages may read the files beside them (frames included:
+    ``--allow-file-access-from-files``)."""
+    test_page = tmp_path / "browser_test.html"
+    harness = (
+        "<script>(function(){const put=(out)=>{"
+        f"const pre=document.createElement('pre');pre.id='{RESULT_ID}';"
+        "pre.textContent=JSON.stringify(out);document.body.appendChild(pre);};"
+        f"new Promise((ok)=>ok((function(){{{script}}})()))"
+        ".then(put, (e)=>put({error: String(e)}));})();</script>"
+    )
+    test_page.write_text(page.replace("</body>", harness + "</body>"), encoding="utf-8")
+    out = subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--allow-file-access-from-files",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size={window}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            test_page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    found = re.search(rf'<pre id="{RESULT_ID}">(.*?)</pre>', out.stdout, flags=re.S)
+    assert found, f"no result in the page; chromium stderr:\n{out.stderr[-3000:]}"
+    result = json.loads(
+        found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    )
+    assert "error" not in result, result
+    return result

@@ -198,11 +198,30 @@ def _v(kind: str, value: Any) -> dict[str, Any]:
     return {"kind": kind, "text": str(value)}
 
 
-def _failed(failed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+# The exception a source's recorded reason starts with ("ConnectionError: ..."), and the text
+# that says what happened in the page's language; the raw reason stays beside it as a detail.
+REASON_KINDS = {
+    "ConnectionError": "reason_connection",
+    "ConnectTimeout": "reason_timeout",
+    "ReadTimeout": "reason_timeout",
+    "Timeout": "reason_timeout",
+    "HTTPError": "reason_http",
+    "SSLError": "reason_tls",
+}
+
+
+def reason_kind(reason: str, lang: str) -> str:
+    """What a failed source's ``reason`` means, in ``lang`` (the raw text is English)."""
+    name = reason.split(":", 1)[0].strip() if ":" in reason else ""
+    return text(REASON_KINDS.get(name, "reason_other"), lang)
+
+
+def _failed(failed: Sequence[Mapping[str, Any]], lang: str) -> dict[str, Any]:
     items = [
         {
             "source": f.get("source", ""),
             "location": f.get("location") or f.get("url") or "",
+            "kind": reason_kind(f.get("reason", ""), lang),
             "reason": f.get("reason", ""),
         }
         for f in failed
@@ -220,6 +239,7 @@ def sources_view(sources: Mapping[str, Any], lang: str) -> dict[str, Any]:
             "fallback_warning",
             lang,
             url=first.get("url", ""),
+            why=reason_kind(first.get("reason", ""), lang),
             file=image.get("url", image.get("file", "")),
         )
     mnist = sources.get("mnist") or {}
@@ -234,7 +254,7 @@ def sources_view(sources: Mapping[str, Any], lang: str) -> dict[str, Any]:
     if mnist.get("content_sha256"):
         mnist_pairs.append((text("content_check", lang), _v("text", text("content_ok", lang))))
     if mnist.get("failed"):
-        mnist_pairs.append((text("failed_sources", lang), _failed(mnist["failed"])))
+        mnist_pairs.append((text("failed_sources", lang), _failed(mnist["failed"], lang)))
     image_pairs = [
         (text("source", lang), _v("code", image.get("source", ""))),
         (text("location", lang), _v("mono", image.get("url", ""))),
@@ -246,7 +266,7 @@ def sources_view(sources: Mapping[str, Any], lang: str) -> dict[str, Any]:
     if image.get("sha256"):
         image_pairs.append((text("file_sha256", lang), _v("mono", image["sha256"])))
     if image.get("failed"):
-        image_pairs.append((text("failed_sources", lang), _failed(image["failed"])))
+        image_pairs.append((text("failed_sources", lang), _failed(image["failed"], lang)))
     return {"warning": warning, "mnist": mnist_pairs, "image": image_pairs}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,25 @@ def test_identical_retraining_changes_no_model_and_no_metric(trained_repo):
 
     run(["dvc", "repro"], repo)
     assert json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], repo).stdout) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+def test_the_readmes_compact_exp_show_leads_with_the_test_accuracies(trained_repo):
+    """The README's `dvc exp show` command, on a trained project: of the metrics, only each
+    model's test accuracy and its mean over the seeds are left, cnn's first; no class counts,
+    losses, per-seed values or dependency hashes."""
+    (command,) = [
+        line.split("  #")[0].strip()
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("dvc exp show ")
+    ]
+    args = shlex.split(command)[1:]
+    args.remove("--only-changed")  # one row here: every column is shared
+    header = run(["dvc", *args, "--csv"], trained_repo).stdout.splitlines()[0].split(",")
+    models = list(yaml.safe_load((trained_repo / "params.yaml").read_text())["models"])
+    metric_columns = [c for c in header if c.split(".")[0] in models]
+    expected = [f"{m}.{k}" for m in models for k in ("seeds.test_accuracy.mean", "test.accuracy")]
+    assert metric_columns == expected, header
+    assert not [c for c in header if "per_class" in c or c.endswith((".n", "pixel_mean"))]
+    assert "models" not in header and not [c for c in header if "/" in c]

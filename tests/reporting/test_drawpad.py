@@ -7,8 +7,6 @@ import base64
 import dataclasses
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +16,13 @@ from intro_cnn import i18n
 from intro_cnn.data import digits
 from intro_cnn.reporting import drawpad
 from intro_cnn.reporting import report as rp
+from tests.conftest import needs_browser, run_in_browser
 from tests.data.test_digits import as_paper
 from tests.reporting.test_report import external_references, fake_inputs
-
-BROWSER = next(
-    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
-)
-needs_browser = pytest.mark.skipif(BROWSER is None, reason="chromium not installed")
 
 # The page computes in float32 with float64 sums; Keras (float32 model) sums in float32.
 PROB_TOLERANCE = 1e-4
 MIN_AGREEMENT = 0.995
-RESULT_ID = "pad-test-result"
 
 
 def pad_page(tmp_path: Path, model_file: Path, lang: str = "es") -> str:
@@ -40,44 +33,6 @@ def pad_page(tmp_path: Path, model_file: Path, lang: str = "es") -> str:
         pad_assets=drawpad.read_assets(),
     )
     return rp.build_html(inputs, lang)
-
-
-def run_in_browser(page: str, script: str, tmp_path: Path) -> dict:
-    """Open ``page`` with ``script`` appended in headless Chromium; the script writes its JSON
-    result into an element, read back from the DOM Chromium dumps."""
-    test_page = tmp_path / "pad_test.html"
-    harness = (
-        "<script>(function(){let out;"
-        f"try {{ out = (function(){{{script}}})(); }} catch (e) {{ out = {{error: String(e)}}; }}"
-        f"const pre=document.createElement('pre');pre.id='{RESULT_ID}';"
-        "pre.textContent=JSON.stringify(out);document.body.appendChild(pre);})();</script>"
-    )
-    test_page.write_text(page.replace("</body>", harness + "</body>"), encoding="utf-8")
-    profile = tmp_path / "profile"
-    out = subprocess.run(
-        [
-            BROWSER,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            test_page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    found = re.search(rf'<pre id="{RESULT_ID}">(.*?)</pre>', out.stdout, flags=re.S)
-    assert found, f"no result in the page; chromium stderr:\n{out.stderr[-3000:]}"
-    result = json.loads(
-        found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    )
-    assert "error" not in result, result
-    return result
 
 
 def b64_floats(array: np.ndarray) -> str:

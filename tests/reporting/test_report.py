@@ -26,11 +26,16 @@ from intro_cnn.reporting.errors import ReportError
 from intro_cnn.runtime.errors import StageError
 from intro_cnn.runtime.files import read_json, write_bytes, write_json, write_text
 from stages import report, visualize
-from tests.conftest import build_project
+from tests.conftest import build_project, needs_browser, run_in_browser
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 EVIL = "<script>alert('x')</script> & co"
 SCRIPT = ROOT / "scripts" / "check_report.sh"
+# As long as the notebook's real image address: a URL has no place to break a line.
+FALLBACK_URL = (
+    "https://upload.wikimedia.org/wikipedia/commons/thumb/f/f1/"
+    "El_caballero_de_la_mano_en_el_pecho.jpg/600px-El_caballero_de_la_mano_en_el_pecho.jpg"
+)
 
 
 def png(color: tuple[int, int, int], size: tuple[int, int] = (6, 4)) -> bytes:
@@ -133,7 +138,7 @@ def write_fake_inputs(root: Path) -> None:
                 "failed": [
                     {
                         "source": "data.image_url",
-                        "url": "https://upload.wikimedia.org/caballero.jpg",
+                        "url": FALLBACK_URL,
                         "reason": "ConnectionError: name resolution failed",
                     }
                 ],
@@ -234,8 +239,15 @@ def test_page_is_complete_and_self_contained(tmp_path, lang):
 
     # The fallback image is flagged in a visible warning box.
     (warning,) = re.findall(r'<div class="warning"[^>]*>(.*?)</div>', page, flags=re.S)
-    assert "upload.wikimedia.org/caballero.jpg" in warning
+    assert FALLBACK_URL in warning
     assert "grace_hopper.jpg" in warning
+    # What failed is said in the page's language; the raw English reason is a marked detail.
+    assert esc(rp.text("reason_connection", lang)) in warning
+    assert (
+        f'{esc(rp.text("reason_connection", lang))}. <span class="note">'
+        f"{esc(rp.text('technical_detail', lang))}:</span> "
+        '<code class="detail">ConnectionError: name resolution failed</code>'
+    ) in page
 
     # Both claims with their verdict in the page's language.
     for verdict in VERDICTS[lang]:
@@ -307,6 +319,32 @@ def test_claim_parts_follow_the_statement():
         "mayor precisión en prueba",
         "no se distingue del ruido de semilla",
     )
+
+
+# Scroll width of the page in an iframe of each width; elements scrolling in their own box
+# (the wide tables) are fine, the page itself must not scroll sideways.
+PAGE_WIDTH_SCRIPT = """
+const sizes = [420, 1280];
+return Promise.all(sizes.map((w) => new Promise((ok) => {
+  const f = document.createElement('iframe');
+  f.width = w; f.height = 900; f.src = 'report.html';
+  f.onload = () => { const d = f.contentDocument.documentElement;
+    ok({width: w, client: d.clientWidth, scroll: d.scrollWidth}); };
+  document.body.appendChild(f);
+})));
+"""
+
+
+@needs_browser
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_page_does_not_scroll_sideways_on_a_phone(tmp_path, lang):
+    """At 420 px (a phone) and 1280 px the page is no wider than the window, with the fallback
+    warning's long URL and the English technical reasons in it."""
+    write_text(tmp_path / "report.html", rp.build_html(fake_inputs(tmp_path / "in"), lang))
+    frames = run_in_browser("<html><body></body></html>", PAGE_WIDTH_SCRIPT, tmp_path)
+    assert [f["width"] for f in frames] == [420, 1280]
+    for f in frames:
+        assert f["scroll"] <= f["client"], f
 
 
 def test_no_warning_without_fallback(tmp_path):

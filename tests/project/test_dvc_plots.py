@@ -18,12 +18,10 @@ import pytest
 
 from intro_cnn import config
 from intro_cnn.training import train_outputs
-from tests.conftest import ROOT, run
+from tests.conftest import BROWSER, ROOT, run
 
 TEMPLATE = ROOT / "plots" / "offline.html"
 LOCK = ROOT / "plots" / "package-lock.json"
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-BROWSER = next((b for b in BROWSERS if shutil.which(b)), None)
 
 
 def test_dvc_config_points_at_the_offline_template():

@@ -7,6 +7,7 @@ import logging
 
 from intro_cnn import config
 from intro_cnn.demos import convolutions
+from intro_cnn.reporting import playground_inputs
 from intro_cnn.runtime import cli, files
 
 log = logging.getLogger(__name__)
@@ -20,16 +21,19 @@ def main() -> None:
         arrays = convolutions.compute_all(params.convolutions, image)
         pngs = convolutions.render(arrays, params.report.lang, params.report.dpi)
         summary = convolutions.stage_summary(arrays, image_path)
+        live = playground_inputs.playground_data(arrays, params.convolutions)
         with cli.committing():
             for name, data in pngs.items():
                 files.write_bytes(config.CONV_DIR / name, data)
             files.write_json(config.CONV_SUMMARY, summary)
+            files.write_json(config.CONV_PLAYGROUND, live)
     log.info(
-        "%d figures (%s, %d dpi) and %s -> %s",
+        "%d figures (%s, %d dpi), %s and %s -> %s",
         len(pngs),
         params.report.lang,
         params.report.dpi,
         config.CONV_SUMMARY.name,
+        config.CONV_PLAYGROUND.name,
         config.CONV_DIR,
     )
 

@@ -45,6 +45,8 @@ COMPARISON_CSV = REPORTS_DIR / "comparison.csv"
 NETWORK_DIR = FIGURES_DIR / "network"
 FIGURES_INDEX = "index.json"
 CONV_SUMMARY = CONV_DIR / "summary.json"
+# The report's convolution playground: the demo image reduced and the random walk.
+CONV_PLAYGROUND = CONV_DIR / "playground.json"
 REPORT_HTML = REPORTS_DIR / "index.html"
 
 

@@ -19,7 +19,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,10 @@ import numpy as np
 
 from intro_cnn import i18n
 from intro_cnn.data import digits
+from intro_cnn.reporting import inline
 
 PAD_MODEL = "cnn"  # the network the pad runs
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
-PAD_JS = ASSETS_DIR / "pad.js"
-PAD_CSS = ASSETS_DIR / "pad.css"
+ASSETS = "pad"  # assets/pad.js and assets/pad.css
 SECTION_ID = "pad"
 DATA_ID = "pad-model"
 
@@ -143,11 +142,6 @@ def page_data(layers: Sequence[PadLayer], lang: str) -> dict[str, Any]:
     return {"recipe": recipe, "text": i18n.section("pad", lang), "layers": out}
 
 
-def _json_for_script(data: Mapping[str, Any]) -> str:
-    # Inside <script> only "</" can end the element early; escape it (valid JSON still).
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-
-
 def section(layers: Sequence[PadLayer], lang: str, script: str) -> str:
     """The pad's HTML: hidden until the script shows it (so without JS nothing changes)."""
     t = i18n.section("pad", lang)
@@ -167,12 +161,10 @@ def section(layers: Sequence[PadLayer], lang: str, script: str) -> str:
         f'<p id="pad-status" class="note">{esc(t["empty"])}</p></div></div>'
         f'<h3>{esc(t["maps1"])}</h3><div id="pad-maps1" class="pad-maps"></div>'
         f'<h3>{esc(t["maps2"])}</h3><div id="pad-maps2" class="pad-maps"></div>'
-        f'<script type="application/json" id="{DATA_ID}">'
-        f"{_json_for_script(page_data(layers, lang))}</script>"
-        f"<script>{script}</script></section>"
+        f"{inline.data_and_script(DATA_ID, page_data(layers, lang), script)}</section>"
     )
 
 
 def read_assets() -> tuple[str, str]:
     """The pad's script and style sheet, inlined by the report."""
-    return PAD_JS.read_text(encoding="utf-8"), PAD_CSS.read_text(encoding="utf-8")
+    return inline.read_assets(ASSETS)

@@ -7,10 +7,11 @@ the comparison table and the verdicts on the notebook's two claims. It ends with
 sources (with a warning when the demo image is a fallback) and the provenance of the run.
 
 The page opens offline: images are embedded as base64 ``data:`` URIs, the CSS is inline, and
-nothing is loaded from elsewhere. The one script is the drawing pad's
-(intro_cnn/reporting/drawpad.py), inline with its weights; without JavaScript its section stays
-hidden. Every string read from a file is HTML-escaped. Text is in ``report.lang`` (es, the
-notebook's language, or en).
+nothing is loaded from elsewhere. The two scripts are inline: the drawing pad's
+(intro_cnn/reporting/drawpad.py) with its weights, and the convolution playground's
+(intro_cnn/reporting/playground.py) with its image; without JavaScript their sections stay
+hidden and the static figures say the same. Every string read from a file is HTML-escaped.
+Text is in ``report.lang`` (es, the notebook's language, or en).
 
 This module renders the page: :func:`build_html` fills the template with what
 :mod:`intro_cnn.reporting.report_inputs` read; ``stages/report.py`` writes it.
@@ -28,7 +29,7 @@ import markupsafe
 
 from intro_cnn import config, i18n
 from intro_cnn.evaluation import claims
-from intro_cnn.reporting import drawpad
+from intro_cnn.reporting import drawpad, playground
 from intro_cnn.reporting.errors import ReportError, raising
 from intro_cnn.reporting.report_inputs import LayerRow, NetworkFigure, ReportInputs
 
@@ -335,16 +336,24 @@ def page_view(inputs: ReportInputs, lang: str) -> dict[str, Any]:
     pad = ""
     if inputs.pad_layers:
         pad = drawpad.section(inputs.pad_layers, lang, inputs.pad_assets[0])
+    live = ""
+    if inputs.playground:
+        live = playground.section(inputs.playground, lang, inputs.playground_assets[0])
     return {
         "lang": lang,
         "t": i18n.section("report", lang),
         # The project's own style sheets (inside <style> nothing is entity-decoded).
-        "css": markupsafe.Markup(REPORT_CSS.read_text(encoding="utf-8") + inputs.pad_assets[1]),
+        "css": markupsafe.Markup(
+            REPORT_CSS.read_text(encoding="utf-8")
+            + inputs.pad_assets[1]
+            + inputs.playground_assets[1]
+        ),
         "toc": toc,
         "conv_figures": conv,
         "summaries": [_summary_view(m, rows, lang) for m, rows in inputs.summaries.items()],
         "network_groups": groups,
         "pad": markupsafe.Markup(pad),  # built and escaped by intro_cnn/reporting/drawpad.py
+        "playground": markupsafe.Markup(live),  # built and escaped by reporting/playground.py
         "comparison": comparison_view(inputs.comparison, lang, inputs.spread),
         "claims": [claim_view(c, lang) for c in inputs.claims],
         "sources": sources_view(inputs.sources, lang),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from intro_cnn import config, tracking
-from intro_cnn.reporting import drawpad
+from intro_cnn.reporting import drawpad, playground, playground_inputs
 from intro_cnn.reporting.errors import ReportError, raising
 from intro_cnn.runtime import files
 
@@ -68,6 +68,9 @@ class ReportInputs:
     # The drawing pad: the layers of drawpad.PAD_MODEL, its script and style (empty: no pad).
     pad_layers: Sequence[drawpad.PadLayer] = ()
     pad_assets: tuple[str, str] = ("", "")
+    # The convolution playground: the convolutions stage's playground.json, script and style.
+    playground: Mapping[str, Any] = field(default_factory=dict)
+    playground_assets: tuple[str, str] = ("", "")
     # Each model's ``seeds`` entry of reports/compare/metrics.json (n, mean, interval...).
     spread: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -158,4 +161,13 @@ def read_inputs(names: Sequence[str], params_path: Path = Path(config.PARAMS_FIL
         )
         spread = {n: dict(e.get("seeds") or {}) for n, e in read_compare_metrics().items()}
         pad_layers, pad_assets = read_pad(names)
-    return replace(inputs, pad_layers=pad_layers, pad_assets=pad_assets, spread=spread)
+        live = playground_inputs.read()
+        live_assets = playground.read_assets()
+    return replace(
+        inputs,
+        pad_layers=pad_layers,
+        pad_assets=pad_assets,
+        spread=spread,
+        playground=live,
+        playground_assets=live_assets,
+    )

@@ -289,7 +289,8 @@ def test_main_writes_all_figures_and_summary(tmp_path, monkeypatch):
     out = tmp_path / config.CONV_DIR
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == [f"{name}.png" for name in EXPECTED_TITLES]
-    assert sorted(p.name for p in out.iterdir()) == [*pngs, "summary.json"]  # no temp files
+    # no temp files
+    assert sorted(p.name for p in out.iterdir()) == [*pngs, "playground.json", "summary.json"]
     for name in pngs:
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 100

@@ -417,8 +417,10 @@ def test_report_end_to_end(tmp_path, monkeypatch, subset):
     assert tracking.provenance_tags()["git_commit"] in page
     assert page.count('<div class="claim ') == 2
     assert "conv1" in page and "Conv2D" in page and "26 × 26 × 32" in page
-    # The drawing pad, from models/cnn.keras, hidden until its script runs.
-    assert '<section id="pad" hidden>' in page and page.count("<script") == 2
+    # The drawing pad (from models/cnn.keras) and the convolution playground (from the
+    # convolutions stage's playground.json), hidden until their scripts run: data and code each.
+    assert '<section id="pad" hidden>' in page and '<div id="playground" hidden>' in page
+    assert page.count("<script") == 4
 
     # Rerun: the same page (nothing time-dependent in it).
     report.main()

@@ -104,6 +104,23 @@ def _ink(shot: Path) -> float:
     return float((pixels < 250).mean())
 
 
+def _check_axes_and_legends(shown: dict) -> None:
+    """Every curve counts epochs from 1 (not DVC's rows from 0), and the overlays' legend says
+    which dash is which field."""
+    plots = {name: entry[0]["content"] for name, entry in shown["data"].items() if entry}
+    histories = [n for n in plots if n.startswith("reports/train/")]
+    assert histories
+    for name in [*histories, "reports/figures/dvc_loss", "reports/figures/dvc_val_accuracy"]:
+        values = plots[name]["data"]["values"]
+        assert min(int(v["epoch"]) for v in values) == 1, name
+        assert "epoch" in json.dumps(plots[name]["encoding"]["x"]), name
+    loss = plots["reports/figures/dvc_loss"]
+    legend = loss["encoding"]["strokeDash"]["legend"]
+    assert legend["symbolType"] == "stroke" and legend["encode"]["symbols"]["update"]["stroke"]
+    assert {v["field"] for v in loss["data"]["values"]} == {"loss", "val_loss"}
+    assert "dashed validation" in loss["encoding"]["y"]["title"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(BROWSER is None, reason="chromium not installed (.ci/run installs it)")
 def test_dvc_plots_show_draws_offline(repo, tmp_path):
@@ -127,6 +144,7 @@ def test_dvc_plots_show_draws_offline(repo, tmp_path):
     table.write_text("\n".join(lines) + "\n")
 
     run(["dvc", "plots", "show", "-o", "offline"], repo)
+    _check_axes_and_legends(json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout))
     default = tmp_path / "dvc_default.html"
     from dvc_render.html import PAGE_HTML  # DVC's own page, vega from a CDN
 

@@ -12,7 +12,7 @@ RUN    := PATH="$(BIN):$$PATH"
 # Every test, and the 15 slowest named at the end (where the suite's time goes).
 PYTEST_ARGS ?= -m "" --durations=15
 
-.PHONY: setup repro test test-quick lint gate bench ui clean-venv plots-template lock lock-upgrade diff predict bench-robustness bench-pipeline stack-up stack-down stack-status
+.PHONY: setup repro test test-quick lint gate bench ui notebook clean-venv plots-template lock lock-upgrade diff predict bench-robustness bench-pipeline stack-up stack-down stack-status
 
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
@@ -39,8 +39,8 @@ repro: setup
 	@$(RUN) python -m intro_cnn.commands.tracking --quiet
 
 lint: setup
-	$(BIN)/ruff check intro_cnn stages tests benchmarks scripts
-	$(BIN)/ruff format --check intro_cnn stages tests benchmarks scripts
+	$(BIN)/ruff check intro_cnn stages tests benchmarks scripts notebooks
+	$(BIN)/ruff format --check intro_cnn stages tests benchmarks scripts notebooks
 
 test: lint
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -82,6 +82,12 @@ ui: setup
 	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", $(UI_PORT))); print(s.getsockname()[1])') && \
 	$(RUN) python -m intro_cnn.commands.tracking --port $$port && \
 	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $$port
+
+# The companion notebook in Jupyter Lab (notebooks/; reads the pipeline's outputs, so `make repro`
+# first): on 127.0.0.1, a free port (NOTEBOOK_ARGS="--port 8888" for another), the address and
+# its token printed; Ctrl-C stops it.
+notebook: setup
+	$(RUN) python -m intro_cnn.commands.notebook $(NOTEBOOK_ARGS)
 
 # A team's shared services on this machine: PostgreSQL + mlflow server + SeaweedFS S3
 # (scripts/stack.py; README "Working as a team"). Then: eval "$$(.venv/bin/python scripts/stack.py env)"

@@ -3,7 +3,7 @@ batch-normalisation pair's accuracy per epoch (from each ``history.csv`` as floa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,18 +78,15 @@ def fig_accuracy_zoom(
     return fig
 
 
-def fig_bn_comparison(
-    plain: Mapping[str, np.ndarray],
-    bn: Mapping[str, np.ndarray],
-    names: tuple[str, str],
-    lang: str,
+def fig_accuracy_runs(
+    runs: Sequence[tuple[Mapping[str, np.ndarray], str, str]], title: str, lang: str
 ) -> Figure:
-    """Training (dashed) and validation (solid) accuracy per epoch of a model without and with
-    batch normalisation, on one axis."""
+    """Training (dashed) and validation (solid) accuracy per epoch of several trainings on one
+    axis; ``runs`` holds each one's history, its name in the legend and its colour."""
     with plotting.plot_style():
         fig = plotting.new_figure(plotting.FIGSIZE_WIDE)
         ax = fig.add_subplot()
-        for hist, name, color in ((plain, names[0], "C0"), (bn, names[1], "C2")):
+        for hist, name, color in runs:
             for key, split, style in (("accuracy", "train", "--"), ("val_accuracy", "val", "-o")):
                 ax.plot(
                     hist["epoch"],
@@ -99,10 +96,22 @@ def fig_bn_comparison(
                     markersize=4,
                     label=label("curve", lang, model=name, split=label(split, lang)),
                 )
-        ax.set_title(label("bn_title", lang, plain=names[0], bn=names[1]))
+        ax.set_title(title)
         ax.set_xlabel(label("epoch", lang))
         ax.set_ylabel(label("accuracy", lang))
         ax.xaxis.set_major_locator(_integer_ticks())
         ax.grid(True)
         fig.legend(loc="outside lower center", ncols=2)
     return fig
+
+
+def fig_bn_comparison(
+    plain: Mapping[str, np.ndarray],
+    bn: Mapping[str, np.ndarray],
+    names: tuple[str, str],
+    lang: str,
+) -> Figure:
+    """Training and validation accuracy per epoch of a model without and with batch
+    normalisation, on one axis."""
+    title = label("bn_title", lang, plain=names[0], bn=names[1])
+    return fig_accuracy_runs(((plain, names[0], "C0"), (bn, names[1], "C2")), title, lang)

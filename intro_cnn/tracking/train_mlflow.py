@@ -19,7 +19,7 @@ import numpy as np
 
 from intro_cnn import config, tracking
 from intro_cnn.runtime import files
-from intro_cnn.tracking import mlflow_store, serving
+from intro_cnn.tracking import mlflow_store, registry, serving
 from intro_cnn.training.train_outputs import (
     HISTORY_COLUMNS,
     TrainResult,
@@ -179,6 +179,8 @@ def close_training_run(
             tracking.MODEL_FILE_TAG,
             model_file_sha256(model),
         )
+        layers = [type(layer).__name__ for layer in model.layers]
+        registry.describe_registered_model(client, name, layers, model.count_params())
         client.set_terminated(run_id, "FINISHED")
         record = {
             "run_id": run_id,

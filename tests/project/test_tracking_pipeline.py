@@ -228,6 +228,11 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
 
     # 5. The gate crowns the checked versions.
     run([sys.executable, "-m", "intro_cnn.commands.gate"], repo)
+    # (This process opens the registry first here: the fixture's git tracks mlflow.db, so the
+    # `dvc exp run --temp` above stashed and restored it as a new file.)
+    registered = client.get_registered_model("intro-cnn-cnn")  # its page in the MLflow UI
+    assert "61,482 parameters" in registered.description and "Conv2D →" in registered.description
+    assert registered.tags[tracking.tags.PARAMETERS_TAG] == "61482"
     for model in MODELS:
         mv = client.get_model_version_by_alias(f"intro-cnn-{model}", "champion")
         assert (

@@ -10,10 +10,12 @@ pixels, answering with saturated nonsense. :class:`DigitClassifier` takes
   MNIST-style images (light ink on black), divided by 255;
 - ``params={"pixels": "unit"}``: the normalised tensor, floats in [0, 1], (N, 28, 28).
 
-Both arrive as one float32 (N, H, W) tensor (the signature says so, and its params schema
-declares ``pixels``); anything out of range, non-finite, mis-shaped or of the wrong scale is
-refused with an HTTP 400 whose message says what to send instead. The answer is (N, 10)
-probabilities.
+Both arrive as one (N, H, W) array of at most :data:`MAX_SIDE` pixels a side and
+:data:`MAX_PIXELS` in all; anything out of range, non-finite, mis-shaped, too large or of the
+wrong scale is refused with an HTTP 400 whose message is the reason and what to send instead,
+and nothing else. The signature declares the output and the ``pixels`` param, not the input:
+MLflow's own schema check would answer wrong shapes with its generic message first. The
+answer is (N, 10) probabilities.
 
 :func:`log_model` is what the train stage calls instead of ``mlflow.keras.log_model``.
 """
@@ -39,8 +41,56 @@ KERAS_ARTIFACT = "keras_model"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # logged with the model: it imports this module
 
 
+# The largest input served: a side of MAX_SIDE pixels per image (a photo scaled down; the recipe
+# brings every digit to 20 pixels anyway), MAX_PIXELS pixels per request (16 images of that
+# size, or 21,000 MNIST digits). Checked once MLflow has parsed the request's JSON.
+MAX_SIDE = 1024
+MAX_PIXELS = 16 * MAX_SIDE * MAX_SIDE
+
+
 class InputError(ValueError):
     """The request's input is not something the model accepts (the message says the fix)."""
+
+
+def _check_shape(shape: tuple[int, ...]) -> None:
+    """Refuse anything but a non-empty batch of greyscale images within the size limits, saying
+    what to send instead."""
+    expected = "expected a batch of greyscale images, shape (N, H, W)"
+    if shape == (0,) or (len(shape) == 3 and shape[0] == 0):
+        raise InputError(f"{expected}, got an empty batch: send at least one image.")
+    if len(shape) == 2:
+        raise InputError(
+            f"{expected}, got one image of shape {shape} without its batch axis: send it inside "
+            f"a list, [image], for shape (1, {shape[0]}, {shape[1]})."
+        )
+    if len(shape) == 4 and shape[-1] == 1:
+        raise InputError(
+            f"{expected}, got {shape} with a channel axis: drop it (shape {shape[:3]}); for the "
+            f'normalised tensor send params {{"{PIXELS_PARAM}": "{UNIT}"}}.'
+        )
+    if len(shape) == 4 and shape[-1] in (3, 4):
+        raise InputError(
+            f"{expected}, got {shape}, colour images: convert them to greyscale first."
+        )
+    if len(shape) != 3:
+        raise InputError(
+            f"{expected}, got {len(shape)} axes {shape}: send a list of images, each a list of "
+            "rows of pixel values."
+        )
+    if min(shape[1:]) < 2:
+        raise InputError(f"{expected}, got images of {shape[1]}×{shape[2]}: send real images.")
+    if max(shape[1:]) > MAX_SIDE:
+        raise InputError(
+            f"the images are {shape[1]}×{shape[2]}, larger than the {MAX_SIDE}-pixel side "
+            f"served: scale them down so that neither side exceeds {MAX_SIDE} (the recipe "
+            "brings every digit to 20 pixels), or classify the files with "
+            "`python -m intro_cnn.commands.predict`."
+        )
+    if shape[0] * shape[1] * shape[2] > MAX_PIXELS:
+        raise InputError(
+            f"the request holds {shape[0]} images of {shape[1]}×{shape[2]}, more than the "
+            f"{MAX_PIXELS:,} pixels served at once: send them in smaller batches."
+        )
 
 
 def check_input(values: Any, pixels: str = RAW, preprocess: bool = True) -> np.ndarray:
@@ -57,13 +107,7 @@ def check_input(values: Any, pixels: str = RAW, preprocess: bool = True) -> np.n
             "the input is not a numeric array of images (a ragged list of rows?): send "
             "(N, H, W) numbers."
         ) from None
-    if x.ndim == 2:
-        x = x[np.newaxis]
-    if x.ndim != 3 or x.shape[0] == 0 or min(x.shape[1:]) < 2:
-        raise InputError(
-            f"expected a batch of greyscale images, shape (N, H, W), got {x.shape}: "
-            "drop colour and channel axes, and send at least one image."
-        )
+    _check_shape(x.shape)
     if not np.isfinite(x).all():
         raise InputError("the input has NaN or infinite values: send finite pixel values.")
     lo, hi = float(x.min()), float(x.max())
@@ -119,15 +163,37 @@ def raw_images(tensor: np.ndarray) -> np.ndarray:
 
 
 def signature() -> Any:
-    """What the served model takes (float32 (N, H, W), params.pixels) and returns (N, 10)."""
+    """What the served model declares: the ``pixels`` param and its (N, 10) answer (its input
+    is checked by the wrapper instead, see the module's docstring)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1), name="images")]),
+        inputs=None,
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10), name="probabilities")]),
         params=ParamSchema([ParamSpec(PIXELS_PARAM, "string", RAW)]),
     )
+
+
+def _refusal_class() -> type:
+    """An MlflowException (HTTP 400) whose message stays as raised.
+
+    MLflow's scoring server rewrites every prediction error's message to ``Failed to predict
+    data '<the whole input>'. Error: ...``: 2-27 KB of pixels before the reason. This exception
+    ignores that rewrite, so the client reads the reason and the fix alone."""
+    from mlflow.exceptions import MlflowException
+
+    class InputRefused(MlflowException):
+        @property
+        def message(self) -> str:
+            return self._message
+
+        @message.setter
+        def message(self, value: str) -> None:
+            if not hasattr(self, "_message"):  # set once, by MlflowException.__init__
+                self._message = value
+
+    return InputRefused
 
 
 def _python_model_class() -> type:
@@ -147,7 +213,6 @@ def _python_model_class() -> type:
 
         # No type hints here: MLflow would try to derive a signature from them.
         def predict(self, context, model_input, params=None):
-            from mlflow.exceptions import MlflowException
             from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
             pixels = (params or {}).get(PIXELS_PARAM, RAW)
@@ -156,7 +221,8 @@ def _python_model_class() -> type:
             try:
                 x = check_input(model_input, pixels, self.preprocess)
             except InputError as exc:
-                raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
+                refused = _refusal_class()
+                raise refused(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
             return np.asarray(self.model(x, training=False), dtype=np.float32)
 
     return DigitClassifier

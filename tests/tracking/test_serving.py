@@ -35,7 +35,7 @@ def test_raw_mnist_images_become_the_network_input(subset):
     assert bundled.shape == (4, 28, 28, 1)
     # Any size and polarity with the recipe bundled: a photo-like sheet.
     sheet = np.round(as_paper(raw[0]) * 255)
-    assert serving.check_input(sheet).shape == (1, 28, 28, 1)
+    assert serving.check_input(sheet[np.newaxis]).shape == (1, 28, 28, 1)
     unit = serving.check_input(raw / 255.0, serving.UNIT)
     np.testing.assert_allclose(unit, plain)
 
@@ -47,10 +47,17 @@ def test_raw_mnist_images_become_the_network_input(subset):
         (np.full((1, 28, 28), 0.5), "uint8", True, 'send params {"pixels": "unit"}'),
         (np.full((1, 28, 28), -1.0), "uint8", True, "whole numbers 0-255"),
         (np.full((1, 28, 28), 255.0), "unit", True, "look like raw 0-255 pixels"),
-        (np.zeros((1, 28, 28, 1)), "unit", True, r"shape \(N, H, W\)"),
+        (np.zeros((1, 28, 28, 1)), "unit", True, r"channel axis: drop it \(shape \(1, 28, 28\)\)"),
+        (np.zeros((2, 28, 28, 3)), "uint8", True, "convert them to greyscale"),
+        (np.zeros((28, 28)), "uint8", True, r"inside a list, \[image\], for shape \(1, 28, 28\)"),
+        (np.zeros(784), "uint8", True, r"got 1 axes \(784,\): send a list of images"),
+        (np.zeros(0), "uint8", True, "empty batch: send at least one image"),
+        (np.zeros((1, 1, 28)), "uint8", True, "send real images"),
+        (np.zeros((1, 1025, 30)), "uint8", True, "larger than the 1024-pixel side"),
+        (np.zeros((17, 1024, 1024), np.float32), "uint8", True, "send them in smaller batches"),
         (np.zeros((1, 32, 32)), "unit", True, "must be 28×28"),
         (np.zeros((1, 64, 64)), "uint8", False, "preprocess=True"),
-        (np.zeros((0, 28, 28)), "uint8", True, "at least one image"),
+        (np.zeros((0, 28, 28)), "uint8", True, "empty batch: send at least one image"),
         (np.full((1, 28, 28), np.nan), "unit", True, "NaN"),
         (np.zeros((1, 28, 28)), "float", True, "must be one of"),
         (np.zeros((1, 28, 28)), "uint8", True, "image 0: the image is blank"),
@@ -61,9 +68,10 @@ def test_bad_input_is_refused_with_the_fix(values, pixels, preprocess, message):
         serving.check_input(values, pixels, preprocess)
 
 
-def test_signature_declares_both_forms():
+def test_signature_declares_the_answer_and_the_pixels_param_but_leaves_input_to_the_checks():
     sig = serving.signature().to_dict()
-    assert "float32" in sig["inputs"] and "[-1, -1, -1]" in sig["inputs"]
+    assert sig["inputs"] is None  # MLflow's schema check would answer wrong shapes first
+    assert "[-1, 10]" in sig["outputs"]
     assert '"pixels"' in sig["params"] and '"uint8"' in sig["params"]
 
 
@@ -76,15 +84,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(url: str, payload: dict) -> tuple[int, dict]:
+def post_raw(url: str, payload: dict) -> tuple[int, bytes]:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+        return err.code, err.read()
+
+
+def post(url: str, payload: dict) -> tuple[int, dict]:
+    status, body = post_raw(url, payload)
+    return status, json.loads(body)
+
+
+MAX_ERROR_BYTES = 2048
+# Wrong shapes, each with what the answer must say to send instead.
+WRONG_SHAPES = [
+    (np.zeros((28, 28)), "inside a list, [image], for shape (1, 28, 28)"),
+    (np.zeros(784), "send a list of images"),
+    (np.zeros((1, 28, 28, 1)), "with a channel axis: drop it (shape (1, 28, 28))"),
+    (np.zeros(0), "empty batch: send at least one image"),
+    (np.zeros((1, serving.MAX_SIDE + 1, 40)), "scale them down"),
+]
 
 
 @contextlib.contextmanager
@@ -189,3 +213,15 @@ def test_served_model_checks_its_input_over_http(
             status, body = post(url, payload)
             assert status == 400, body
             assert message.replace('\\"', '"') in body["message"], body["message"][-500:]
+        # Each answer is the project's sentence alone: no dump of the input before it.
+        for values, message in WRONG_SHAPES:
+            status, raw_body = post_raw(url, {"inputs": values.astype(int).tolist()})
+            assert status == 400, raw_body[:300]
+            assert len(raw_body) < MAX_ERROR_BYTES, (len(raw_body), raw_body[:300])
+            text = json.loads(raw_body)["message"]
+            assert message in text and text.startswith(("expected", "the images are")), text
+        start = time.monotonic()
+        status, body = post(url, {"inputs": [np.zeros((4000, 4000), np.uint8).tolist()]})
+        seconds = time.monotonic() - start
+        assert status == 400 and "4000×4000, larger than the 1024-pixel side" in body["message"]
+        print(f"4000×4000 image refused in {seconds:.1f} s")

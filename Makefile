@@ -76,12 +76,15 @@ bench-robustness: setup
 	$(RUN) python benchmarks/robustness.py
 
 # The store follows the repository when it is copied or moved (intro_cnn.commands.tracking relocates it
-# and prints the address). UI_PORT=0 (the default) picks a free port.
+# and prints the address). UI_PORT=0 (the default) picks a free port. One worker process: mlflow's
+# default four each import MLflow and, on a busy small machine, restart one another
+# (benchmarks/ui_speed.py); UI_WORKERS=N for more.
 UI_PORT ?= 0
+UI_WORKERS ?= 1
 ui: setup
 	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", $(UI_PORT))); print(s.getsockname()[1])') && \
 	$(RUN) python -m intro_cnn.commands.tracking --port $$port && \
-	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $$port
+	$(RUN) mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $$port --workers $(UI_WORKERS)
 
 # The companion notebook in Jupyter Lab (notebooks/; reads the pipeline's outputs, so `make repro`
 # first): on 127.0.0.1, a free port (NOTEBOOK_ARGS="--port 8888" for another), the address and

@@ -66,6 +66,17 @@ def experiment_ids(base: str) -> list[str]:
         return [e["experiment_id"] for e in json.loads(response.read()).get("experiments", [])]
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """The server and its workers (its own process group): SIGTERM, SIGKILL after 30 s."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def one_start(store: Path, workers: int, log: Path) -> dict[str, float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -91,12 +102,7 @@ def one_start(store: Path, workers: int, log: Path) -> dict[str, float]:
         get(f"{base}/api/2.0/mlflow/registered-models/search", timeout=300)
         registry = time.monotonic() - start
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
     starts = log.read_text().count(WORKER_STARTED)
     return {"page": page, "runs": runs, "registry": registry, "worker_starts": starts}
 

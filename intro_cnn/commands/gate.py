@@ -28,10 +28,15 @@ model file on the processed test split: a metrics file that disagrees is refused
 thresholds are judged on the measured numbers (:mod:`intro_cnn.evaluation.evidence`).
 ``--unverified`` skips both, for a quick look at a metrics file, and then moves no alias.
 
-When every check passes, the MLflow alias ``@champion`` of ``intro-cnn-<model>`` moves to the
-registered version of every model checked (named in its ``reports/train/<model>/run.json``),
-once each version's recorded model-file digest is that of ``models/<model>.keras``; otherwise,
-and whenever a check fails, no alias moves.
+When every check passes, the logged model of every model checked (named in its
+``reports/train/<model>/run.json``) is registered as a version of ``intro-cnn-<model>``, once its
+recorded model-file digest is that of ``models/<model>.keras``, and every ``@champion`` moves to
+those versions: all of them, or none (:func:`intro_cnn.tracking.promote`). Whenever a check
+fails, nothing is registered and no alias moves.
+
+On a shared server with MLflow's authentication app only the team's CI identity may register
+and move aliases: ``INTRO_CNN_GATE_CREDENTIALS`` names a file with its username and password
+(:mod:`intro_cnn.tracking.identity`). A refusal exits 2 with who was refused what.
 
 Not a DVC stage: it judges the pipeline's outputs, it produces none. This module is the
 command (arguments, exit statuses, the alias); the checks are
@@ -51,9 +56,15 @@ from typing import NoReturn
 from intro_cnn import config, tracking
 from intro_cnn.config import PARAMS_FILE, load_params
 from intro_cnn.evaluation import evidence
-from intro_cnn.evaluation.gate_checks import Result, checked_versions, judge, read_metrics, table
+from intro_cnn.evaluation.gate_checks import (
+    Result,
+    checked_logged_models,
+    judge,
+    read_metrics,
+    table,
+)
 from intro_cnn.runtime.errors import EXIT_CONFIG, EXIT_FAILED, ProjectError
-from intro_cnn.tracking import mlflow_store
+from intro_cnn.tracking import identity, mlflow_store
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         params = load_params(args.params)
         metrics = read_metrics(args.metrics)
+        if not args.unverified and (user := identity.use_gate_identity()):
+            log.info("gate: acting as %r on the tracking server", user)
         uri = mlflow_store.tracking_uri()
         if not args.unverified:  # the store that @champion lives in, before any slow work
             mlflow_store.probe_store(uri)
@@ -132,34 +145,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         return
     log.info("gate: all %d checks passed (re-measured from the model files)", len(results))
-    crown(uri, checked_versions_or_exit(results))
+    crown(uri, checked_logged_models_or_exit(results))
 
 
-def checked_versions_or_exit(results: Sequence[Result]) -> dict[str, str]:
+def checked_logged_models_or_exit(results: Sequence[Result]) -> dict[str, str]:
     try:
-        return checked_versions(results)
+        return checked_logged_models(results)
     except (ProjectError, OSError, ValueError) as exc:
         log.error("gate: passed, but the champion alias was not set: %s", exc)
         sys.exit(EXIT_CONFIG)
 
 
-def crown(uri: str, versions: Mapping[str, str]) -> None:
-    """Move @champion to ``versions`` once each is proven to be the file the gate measured;
-    any other outcome moves nothing and exits non-zero with the reason."""
+def crown(uri: str, logged_models: Mapping[str, str]) -> None:
+    """Register ``logged_models`` and move @champion to them once each is proven to be the
+    file the gate measured; any other outcome moves nothing and exits non-zero with the
+    reason."""
     import mlflow
 
     try:
         tracking.quiet_mlflow()
-        problems = evidence.version_problems(mlflow.MlflowClient(uri), versions)
+        problems = evidence.logged_model_problems(mlflow.MlflowClient(uri), logged_models)
         if not problems:
-            champions = tracking.set_champions(uri, versions)
-    # Whatever the store raises here (a server gone, a database damaged since the probe), the
-    # gate could not finish: exit 2 with the reason, never a traceback read as a failed check.
+            champions = tracking.promote(uri, logged_models)
+    except ProjectError as exc:  # a refusal of the server, a logged model not in the store
+        log.error("gate: passed, but no alias was moved: %s", exc)
+        sys.exit(EXIT_CONFIG)
+    # Whatever else the store raises here (a server gone, a database damaged since the probe),
+    # the gate could not finish: exit 2 with the reason, never a traceback read as a failed
+    # check.
     except Exception as exc:
-        log.error("gate: passed, but the champion alias was not set: %s", _one_line(exc))
+        log.error("gate: passed, but no alias was moved: %s", _one_line(exc))
         sys.exit(EXIT_CONFIG)
     if problems:
-        fail(problems, "the registered versions are not the models checked; no alias was moved")
+        fail(problems, "the logged models are not the models checked; no alias was moved")
     for name, version in champions.items():
         log.info("gate: %s version %s is @%s", name, version, tracking.CHAMPION_ALIAS)
 

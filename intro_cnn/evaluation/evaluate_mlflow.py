@@ -55,7 +55,6 @@ class LoggedRun:
     parent_run_id: str  # this execution's parent run: test metrics and files
     model_id: str = ""
     registered_model: str = ""
-    model_version: str = ""
 
 
 def log_evaluation(
@@ -103,7 +102,6 @@ def log_evaluation(
         parent,
         model_id,
         str(run_info.get("registered_model") or ""),
-        str(run_info.get("model_version") or ""),
     )
 
 

@@ -1,12 +1,12 @@
-"""What the gate accepts as proof: metrics measured again from the model files, and registered
-model versions that are those files.
+"""What the gate accepts as proof: metrics measured again from the model files, and logged
+models that are those files.
 
 Every file under ``reports/`` can be edited by hand, ``inputs.json`` included, so none of them
 is proof that a pipeline run produced the numbers. The gate therefore measures each gated
 model again on the processed test split (:func:`measure`) and refuses metrics that disagree
-with it (:func:`disagreements`), and moves ``@champion`` only to a registered version whose
-recorded model-file digest (:data:`intro_cnn.tracking.MODEL_FILE_TAG`, set by the train stage in
-the store) is that of ``models/<name>.keras`` (:func:`version_problems`).
+with it (:func:`disagreements`), and registers and crowns only a logged model whose
+recorded model-file digest (:data:`intro_cnn.tracking.MODEL_FILE_TAG`, set by the train stage on
+its logged model) is that of ``models/<name>.keras`` (:func:`logged_model_problems`).
 """
 
 from __future__ import annotations
@@ -142,31 +142,29 @@ def measure(
     return Measured(entries, len(y))
 
 
-def version_problems(client: Any, versions: Mapping[str, str]) -> list[str]:
-    """Why a registered version is not the model file the gate measured ([] when each is):
-    its digest tag is missing, or names other bytes."""
+def logged_model_problems(client: Any, logged_models: Mapping[str, str]) -> list[str]:
+    """Why a logged model is not the model file the gate measured ([] when each is): its
+    digest tag is missing, or names other bytes."""
     from mlflow.exceptions import MlflowException
 
     from intro_cnn import tracking
 
     problems = []
-    for model, version in versions.items():
-        name = tracking.registered_model_name(model)
+    for model, model_id in logged_models.items():
         try:
-            found = client.get_model_version(name, str(version))
+            found = client.get_logged_model(model_id)
         except MlflowException:
-            continue  # not in the store: tracking.set_champions says so and what to do
-        recorded = found.tags.get(tracking.MODEL_FILE_TAG)
+            continue  # not in the store, or not readable: tracking.promote says so
+        recorded = (found.tags or {}).get(tracking.MODEL_FILE_TAG)
         path = config.model_path(model)
         if recorded is None:
             problems.append(
-                f"{name} version {version} records no model-file digest "
-                f"(tag {tracking.MODEL_FILE_TAG}): "
-                f"retrain it with `dvc repro -f train@{model}`"
+                f"logged model {model_id} ({model}) records no model-file digest "
+                f"(tag {tracking.MODEL_FILE_TAG}): retrain it with `dvc repro -f train@{model}`"
             )
         elif recorded != files.file_sha256(path):
             problems.append(
-                f"{name} version {version} was registered from another file than {path} "
+                f"logged model {model_id} ({model}) was logged from another file than {path} "
                 f"(reports/train/{model}/run.json names it): rerun `dvc repro train@{model}`"
             )
     return problems

@@ -303,18 +303,18 @@ def checked_metrics(results: Sequence[Result]) -> list[tuple[str, str]]:
     return [(m, r.metric) for r in results for m in (r.model, r.than) if m]
 
 
-def checked_versions(results: Sequence[Result]) -> dict[str, str]:
-    """The registered model version of every model the gate checked (from its ``run.json``)."""
-    versions = {}
+def checked_logged_models(results: Sequence[Result]) -> dict[str, str]:
+    """The logged model of every model the gate checked (the id in its ``run.json``)."""
+    found = {}
     for model in checked_models(results):
         path = run_info_path(model)
-        version = read_json(path).get("model_version") if path.exists() else None
-        if not version:
+        model_id = read_json(path).get("model_id") if path.exists() else None
+        if not model_id:
             raise GateConfigError(
-                f"{path} names no registered model version: rerun `dvc repro train@{model}`."
+                f"{path} names no logged model: rerun `dvc repro -f train@{model}`."
             )
-        versions[model] = str(version)
-    return versions
+        found[model] = str(model_id)
+    return found
 
 
 def read_metrics(path: Path) -> Mapping[str, Any]:

@@ -2,7 +2,7 @@
 runs under it, the model registry, and the data as a dataset input.
 
 This package's ``__init__`` is its public API: callers use ``tracking.open_execution``,
-``tracking.set_champions``, ``tracking.MODEL_FILE_TAG``... The modules behind it:
+``tracking.promote``, ``tracking.MODEL_FILE_TAG``... The modules behind it:
 
 - :mod:`intro_cnn.tracking.tags`: the tags set on experiments and runs, and their values;
 - :mod:`intro_cnn.tracking.provenance`: the git commit, clean/dirty, DVC experiment and host;
@@ -12,7 +12,10 @@ This package's ``__init__`` is its public API: callers use ``tracking.open_execu
   training runs and how runs end;
 - :mod:`intro_cnn.tracking.stale`: runs a hard-killed process left RUNNING, marked KILLED;
 - :mod:`intro_cnn.tracking.lineage`: the data as an MLflow dataset input;
-- :mod:`intro_cnn.tracking.registry`: registered model names and the ``@champion`` alias;
+- :mod:`intro_cnn.tracking.registry`: registered model names, the versions the gate promotes
+  and the ``@champion`` alias;
+- :mod:`intro_cnn.tracking.identity`: who MLflow calls act as (the gate's CI identity), and
+  the project's sentence when a server refuses them;
 - :mod:`intro_cnn.tracking.mlflow_calls`: MLflow's log chatter silenced, timestamps.
 
 Nothing is configured at import time. Stages call :func:`open_execution` from their ``main()``,
@@ -50,8 +53,9 @@ from intro_cnn.tracking.registry import (
     CHAMPION_ALIAS,
     MODEL_FILE_TAG,
     REGISTERED_MODEL_PREFIX,
+    logged_model_tags,
+    promote,
     registered_model_name,
-    set_champions,
 )
 from intro_cnn.tracking.stale import mark_stale_experiment, mark_stale_runs
 from intro_cnn.tracking.tags import (
@@ -116,15 +120,16 @@ __all__ = [
     "experiment_id",
     "is_alive",
     "link_reused_run",
+    "logged_model_tags",
     "mark_stale_experiment",
     "mark_stale_runs",
     "now_ms",
     "open_execution",
     "process_owner",
+    "promote",
     "provenance_tags",
     "quiet_mlflow",
     "registered_model_name",
-    "set_champions",
     "status_for",
     "user_changes",
 ]

@@ -18,22 +18,24 @@ EXPERIMENT_DESCRIPTION = (
     "Introducción a Redes Convolucionales, as a DVC pipeline. One parent run per pipeline "
     "execution (`dvc repro` or `dvc exp run`), named after the DVC experiment or the git "
     "commit; its child runs are the trainings (one per model: params, per-epoch metrics, the "
-    "logged model registered as `intro-cnn-<model>`). The parent holds the test metrics of "
-    "every model (`<model>/test_accuracy`, ...) and the figures of that execution. Compare "
-    "executions by selecting parent runs; compare models by expanding one. `make gate` sets the "
-    "alias `@champion` on the versions that passed the thresholds. The runs table lists "
+    "logged model). The parent holds the test metrics of every model "
+    "(`<model>/test_accuracy`, ...) and the figures of that execution. Compare executions by "
+    "selecting parent runs; compare models by expanding one. `make gate` registers the logged "
+    "models that passed the thresholds as versions of `intro-cnn-<model>` and points the alias "
+    "`@champion` at them. The runs table lists "
     "metrics once picked: Columns, then e.g. `cnn/test_accuracy`; the Chart view plots them."
 )
 REGISTERED_MODEL_DESCRIPTION = (
     "The `{model}` network of Introducción a Redes Convolucionales ({architecture}; "
     "{parameters} parameters), trained on MNIST by `dvc repro train@{model}`: one version per "
-    "training, logged with its run. `@champion` is the version `make gate` passed. Serve it: "
+    "training that `make gate` passed, registered by the gate from the training's logged "
+    "model; `@champion` is the newest. Serve it: "
     "`mlflow models serve -m models:/{name}@champion --env-manager local --host 127.0.0.1`. "
     "Input: a batch of greyscale images, shape `(N, H, W)`, pixels 0-255 (params "
     '`pixels="unit"` for 28×28 images already in [0, 1]); output: the 10 digits\' '
     "probabilities. Details: docs/using-the-model.md."
 )
-# The registered model's tags, beside LAYERS_TAG and PARAMETERS_TAG of its latest version.
+# The registered model's tags, beside LAYERS_TAG and PARAMETERS_TAG of its newest promoted model.
 REGISTERED_MODEL_TAGS = {"task": "MNIST digit classification", "framework": "keras"}
 LAYERS_TAG = "intro_cnn.layers"
 PARAMETERS_TAG = "intro_cnn.parameters"

@@ -1,6 +1,8 @@
 """The MLflow side of one training: its child run under the execution's parent (params, the
 dataset input, library versions), per-epoch metrics while it trains, and at the end its summary,
-files and the logged model, registered as a new version of ``intro-cnn-<model>``.
+files and the logged model, tagged with its file's digest. A training registers nothing: the
+gate registers the logged models it passed (:func:`intro_cnn.tracking.registry.promote`), so a
+teammate who may log runs on a shared server cannot change what is served.
 
 :func:`open_training_run` and :func:`close_training_run` take the store's lock for their writes;
 :func:`start_training_run`, which the first calls, writes without it: call it under
@@ -19,7 +21,7 @@ import numpy as np
 
 from intro_cnn import config, tracking
 from intro_cnn.runtime import files
-from intro_cnn.tracking import mlflow_store, registry, serving
+from intro_cnn.tracking import mlflow_store, serving
 from intro_cnn.training.train_outputs import (
     HISTORY_COLUMNS,
     TrainResult,
@@ -120,18 +122,20 @@ def start_training_run(
 
 
 def log_trained_model(model: Any, name: str, input_example: np.ndarray) -> Any:
-    """Log ``model`` into the active MLflow run as the LoggedModel ``name`` and register it as
-    a new version of ``intro-cnn-<name>``; return MLflow's ModelInfo.
+    """Log ``model`` into the active MLflow run as the LoggedModel ``name``, tagged with its
+    file's digest and its card (:func:`intro_cnn.tracking.logged_model_tags`); return MLflow's
+    ModelInfo.
 
-    The one place that decides what is logged, registered and served: the model wrapped with
-    its input checks (:mod:`intro_cnn.tracking.serving`: raw 0-255 images or the normalised tensor).
+    The one place that decides what is logged and served: the model wrapped with its input
+    checks (:mod:`intro_cnn.tracking.serving`: raw 0-255 images or the normalised tensor).
     """
-    return serving.log_model(
-        model,
-        name=name,
-        registered_model_name=tracking.registered_model_name(name),
-        input_example=serving.raw_images(input_example),
-    )
+    import mlflow
+
+    info = serving.log_model(model, name=name, input_example=serving.raw_images(input_example))
+    layers = [type(layer).__name__ for layer in model.layers]
+    tags = tracking.logged_model_tags(layers, model.count_params(), model_file_sha256(model))
+    mlflow.set_logged_model_tags(info.model_id, tags)
+    return info
 
 
 @dataclass(frozen=True)
@@ -156,9 +160,9 @@ def close_training_run(
     summary: Mapping[str, Any],
     input_example: np.ndarray,
 ) -> dict[str, Any]:
-    """Log the run's summary, files and registered model, end it FINISHED and end this stage in
-    the parent run, under the store lock. Returns what ``run.json`` records about it (ids of the
-    run, parent, logged model and model version)."""
+    """Log the run's summary, files and model, end it FINISHED and end this stage in the
+    parent run, under the store lock. Returns what ``run.json`` records about it (ids of the
+    run, its parent and its logged model, which the gate registers when it passes)."""
     import mlflow
     from mlflow.entities import Metric
 
@@ -172,22 +176,12 @@ def close_training_run(
         client.log_text(run_id, history_csv(result.history), "history.csv")
         with mlflow.start_run(run_id=run_id):
             info = log_trained_model(model, name, input_example)
-        # What the gate checks before it moves @champion to this version.
-        client.set_model_version_tag(
-            tracking.registered_model_name(name),
-            str(info.registered_model_version),
-            tracking.MODEL_FILE_TAG,
-            model_file_sha256(model),
-        )
-        layers = [type(layer).__name__ for layer in model.layers]
-        registry.describe_registered_model(client, name, layers, model.count_params())
         client.set_terminated(run_id, "FINISHED")
         record = {
             "run_id": run_id,
             "parent_run_id": run.execution.parent_run_id,
             "model_id": info.model_id,
             "registered_model": tracking.registered_model_name(name),
-            "model_version": str(info.registered_model_version),
         }
         tracking.end_stage(client, run.execution)
     return record

@@ -105,7 +105,7 @@ def summarise(name: str, model: Any, result: TrainResult) -> tuple[dict, dict]:
 def run_info(
     name: str, params: config.Params, precision: str, mlrun: train_mlflow.TrainingRun, record: dict
 ) -> dict[str, Any]:
-    """``run.json``: the MLflow run, parent run and registered version, and what ran."""
+    """``run.json``: the MLflow run, parent run and logged model, and what ran."""
     return {
         **record,
         "experiment": params.train.experiment,
@@ -164,10 +164,10 @@ def run(name: str, params: config.Params, verbose: int | str = "auto") -> dict[s
             info = run_info(name, params, precision, mlrun, record)
             write_outputs(name, model, result, summary, timing, info)
         log.info(
-            "MLflow run %s (parent %s), registered %s version %s",
+            "MLflow run %s (parent %s), logged model %s (the gate registers it as %s)",
             mlrun.run_id,
             mlrun.execution.parent_run_id,
+            record["model_id"],
             record["registered_model"],
-            record["model_version"],
         )
     return summary

@@ -139,22 +139,18 @@ def run_main(tmp_path, metrics, section) -> None:
 
 @pytest.fixture
 def registry(tmp_path, monkeypatch, new_store):
-    """A real MLflow store in tmp_path where intro-cnn-cnn and intro-cnn-mlp have versions 1
-    and 2, and run.json files (as the train stage writes them) naming version 2."""
+    """A real MLflow store in tmp_path where cnn and mlp have logged models, and run.json
+    files (as the train stage writes them) naming them."""
     from mlflow import MlflowClient
-
-    from intro_cnn import tracking
 
     monkeypatch.chdir(tmp_path)
     uri = new_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri)
+    experiment = client.create_experiment("intro-cnn")
     for model in ("cnn", "mlp"):
-        name = tracking.registered_model_name(model)
-        client.create_registered_model(name)
-        for _ in range(2):
-            client.create_model_version(name, source=str(tmp_path))
-        write_json(Path("reports/train") / model / "run.json", {"model_version": "2"})
+        logged = client.create_logged_model(experiment, name=model)
+        write_json(Path("reports/train") / model / "run.json", {"model_id": logged.model_id})
     return client
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from intro_cnn import tracking
+from intro_cnn.runtime.files import file_sha256
 from tests.conftest import BASELINE_PARAMS, MODELS, ROOT, SUBSET, VENV_BIN, run
 
 
@@ -165,7 +166,8 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     assert not any(k.startswith("figures/") for k in cnn["artifacts"])
     run_info = json.loads((repo / "reports/train/cnn/run.json").read_text())
     assert run_info["parent_run_id"] == parent_id
-    assert run_info["registered_model"] == "intro-cnn-cnn" and run_info["model_version"] == "1"
+    assert run_info["registered_model"] == "intro-cnn-cnn" and "model_version" not in run_info
+    assert store(repo)[0].search_model_versions() == [], "only the gate registers versions"
     client, _ = store(repo)
     logged = client.get_logged_model(run_info["model_id"])
     assert logged.name == "cnn"
@@ -226,7 +228,7 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     assert restored["parent_run_id"] == parent_id
     run(["git", "checkout", "--", "params.yaml"], repo)
 
-    # 5. The gate crowns the checked versions.
+    # 5. The gate registers the checked logged models and crowns them.
     run([sys.executable, "-m", "intro_cnn.commands.gate"], repo)
     # (This process opens the registry first here: the fixture's git tracks mlflow.db, so the
     # `dvc exp run --temp` above stashed and restored it as a new file.)
@@ -236,9 +238,10 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     for model in MODELS:
         mv = client.get_model_version_by_alias(f"intro-cnn-{model}", "champion")
         assert (
-            str(mv.version)
-            == json.loads((repo / f"reports/train/{model}/run.json").read_text())["model_version"]
+            mv.source.removeprefix("models:/")
+            == json.loads((repo / f"reports/train/{model}/run.json").read_text())["model_id"]
         )
+        assert mv.tags[tracking.MODEL_FILE_TAG] == file_sha256(repo / f"models/{model}.keras")
 
     # 6. Move the repository: the store follows, the old folder is gone.
     moved = tmp_path / "elsewhere" / "project"

@@ -1,6 +1,6 @@
 """The gate moves @champion only on numbers it measured itself from the model files, and only
-to registered versions that are those files: hand-edited metrics, run.json files or versions
-are refused (exit 1) and move no alias."""
+to logged models that are those files: hand-edited metrics, run.json files or logged models
+are refused (exit 1), register nothing and move no alias."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def gate(repo: Path):
 
 
 def champions(repo: Path) -> dict[str, str | None]:
+    """The logged model each ``@champion`` was registered from (None: no champion)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -29,10 +30,16 @@ def champions(repo: Path) -> dict[str, str | None]:
             mv = client.get_model_version_by_alias(
                 tracking.registered_model_name(model), "champion"
             )
-            found[model] = str(mv.version)
+            found[model] = mv.source.removeprefix("models:/")
         except MlflowException:
             found[model] = None
     return found
+
+
+def versions(repo: Path) -> list:
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_model_versions()
 
 
 def edit_json(path: Path, change) -> None:
@@ -80,33 +87,37 @@ def test_hand_edited_metrics_are_refused_whichever_file_was_edited(trained_repo:
     assert out.returncode == 0, out.stderr
     assert "checks passed (re-measured from the model files)" in out.stderr
     recorded = {
-        m: json.loads((trained_repo / config.run_info_path(m)).read_text())["model_version"]
+        m: json.loads((trained_repo / config.run_info_path(m)).read_text())["model_id"]
         for m in MODELS
     }
     assert champions(trained_repo) == recorded
+    assert len(versions(trained_repo)) == len(MODELS)
+    # Passing again registers nothing new: each logged model keeps its one version.
+    assert gate(trained_repo).returncode == 0
+    assert champions(trained_repo) == recorded and len(versions(trained_repo)) == len(MODELS)
 
 
 @pytest.mark.slow
 @pytest.mark.pipeline
-def test_a_run_json_naming_another_version_moves_no_alias(trained_repo: Path):
+def test_a_run_json_naming_another_logged_model_moves_no_alias(trained_repo: Path):
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{trained_repo / 'mlflow.db'}")
-    name = tracking.registered_model_name("cnn")
-    other = client.create_model_version(name, source=str(trained_repo)).version
+    experiment = client.get_experiment_by_name("intro-cnn").experiment_id
+    other = client.create_logged_model(experiment, name="cnn").model_id
     run_json = trained_repo / config.run_info_path("cnn")
-    edit_json(run_json, lambda r: r.update(model_version=str(other)))
+    edit_json(run_json, lambda r: r.update(model_id=other))
 
     out = gate(trained_repo)
     assert out.returncode == 1, out.stderr
-    assert f"{name} version {other} records no model-file digest" in out.stderr
+    assert f"logged model {other} (cnn) records no model-file digest" in out.stderr
     assert "no alias was moved" in out.stderr
-    assert champions(trained_repo) == dict.fromkeys(MODELS)
+    assert champions(trained_repo) == dict.fromkeys(MODELS) and versions(trained_repo) == []
 
-    client.set_model_version_tag(name, str(other), tracking.MODEL_FILE_TAG, "0" * 64)
+    client.set_logged_model_tags(other, {tracking.MODEL_FILE_TAG: "0" * 64})
     out = gate(trained_repo)
     assert out.returncode == 1
-    assert f"{name} version {other} was registered from another file than models/cnn.keras" in (
+    assert f"logged model {other} (cnn) was logged from another file than models/cnn.keras" in (
         out.stderr
     )
-    assert champions(trained_repo) == dict.fromkeys(MODELS)
+    assert champions(trained_repo) == dict.fromkeys(MODELS) and versions(trained_repo) == []

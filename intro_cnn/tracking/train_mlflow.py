@@ -21,7 +21,7 @@ import numpy as np
 
 from intro_cnn import config, tracking
 from intro_cnn.runtime import files
-from intro_cnn.tracking import mlflow_store, serving
+from intro_cnn.tracking import identity, mlflow_store, serving
 from intro_cnn.training.train_outputs import (
     HISTORY_COLUMNS,
     TrainResult,
@@ -224,13 +224,22 @@ def open_training_run(
     dataset = tracking.dataset(
         data["x_train"], data["y_train"], TRAINING_DATASET, config.PROCESSED_MNIST
     )
+    from mlflow.exceptions import MlflowException
+
     with mlflow_store.store_lock(uri):  # the first use of a new store migrates its schema
         client = mlflow.MlflowClient(uri)
         mlflow.set_tracking_uri(uri)
-        execution = tracking.open_execution(client, uri, experiment)
-        run_id = start_training_run(
-            client, execution, name, params, dataset, start_time_ms, replicate
-        )
+        try:
+            execution = tracking.open_execution(client, uri, experiment)
+            run_id = start_training_run(
+                client, execution, name, params, dataset, start_time_ms, replicate
+            )
+        except MlflowException as exc:  # a shared server that does not let this user log runs
+            fix = f"ask the server's admin for EDIT on experiment {experiment!r} (docs/team.md)"
+            said = identity.refusal(exc, f"log runs to experiment {experiment!r}", fix)
+            if said:
+                raise tracking.TrackingError(said) from None
+            raise
     return TrainingRun(client, uri, execution, run_id)
 
 

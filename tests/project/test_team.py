@@ -1,11 +1,14 @@
-"""Working as a team: one PostgreSQL-backed MLflow server and one S3 remote, two clones.
+"""Working as a team: one PostgreSQL-backed MLflow server with authentication and one S3
+remote, two clones; who may do what on them.
 
-Everything is real: PostgreSQL, ``mlflow server``, SeaweedFS' S3 gateway (scripts/stack.py),
-DVC with its S3 plugin, git with a bare remote, and the pipeline on the MNIST subset.
+Everything is real: PostgreSQL, ``mlflow server --app-name basic-auth``, SeaweedFS' S3 gateway
+(scripts/stack.py), DVC with its S3 plugin, git with a bare remote, the pipeline on the MNIST
+subset and the gate.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -13,12 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -72,24 +77,40 @@ def test_stack_without_postgres_binaries_names_the_package(tmp_path):
 
 # ------------------------------------------------------------------------------ the stack
 class Api:
-    """A few calls of MLflow's REST API (what any client, the UI included, sees)."""
+    """A few calls of MLflow's REST API (what any client, the UI included, sees), as one user
+    (None: anonymous)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, user: str | None = None, password: str = "") -> None:
         self.url = url
+        self.headers = {"Content-Type": "application/json"}
+        if user:
+            pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {pair}"
 
-    def get(self, path: str, **query: Any) -> dict[str, Any]:
+    def call(self, method: str, path: str, body: dict | None = None, **query: Any) -> Any:
         qs = urllib.parse.urlencode(query)
-        with urllib.request.urlopen(f"{self.url}/api/2.0/mlflow/{path}?{qs}", timeout=30) as r:
-            return json.loads(r.read())
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         req = urllib.request.Request(
-            f"{self.url}/api/2.0/mlflow/{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            f"{self.url}/api/2.0/mlflow/{path}?{qs}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers=self.headers,
+            method=method,
         )
         with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
+            return json.loads(r.read() or b"{}")
+
+    def get(self, path: str, **query: Any) -> dict[str, Any]:
+        return self.call("GET", path, **query)
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.call("POST", path, body)
+
+    def status(self, method: str, path: str, body: dict | None = None, **query: Any) -> int:
+        """The HTTP status of one call (a refusal is an answer here, not an error)."""
+        try:
+            self.call(method, path, body, **query)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        return 200
 
     def runs(self, experiment: str) -> list[dict[str, Any]]:
         exp_id = self.get("experiments/get-by-name", experiment_name=experiment)["experiment"][
@@ -142,7 +163,9 @@ def stack() -> Iterator[dict[str, Any]]:
         info = json.loads(run([*cli, "up", "--json", "--state-dir", str(state)], ROOT).stdout)
         info["seconds_to_start"] = time.perf_counter() - start
         info["secrets"] = json.loads((state / "secrets.json").read_text())
-        assert oct((state / "secrets.json").stat().st_mode & 0o777) == "0o600"
+        info["state"] = state
+        for private in ("secrets.json", "ci-credentials.json", "basic_auth.ini"):
+            assert oct((state / private).stat().st_mode & 0o777) == "0o600", private
         yield info
     finally:
         run([*cli, "down", "--state-dir", str(state)], ROOT, check=False)
@@ -151,6 +174,24 @@ def stack() -> Iterator[dict[str, Any]]:
             if pid:
                 assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"{svc} still runs"
         shutil.rmtree(state, ignore_errors=True)
+
+
+def stack_env(stack: dict[str, Any]) -> dict[str, str]:
+    """What ``scripts/stack.py env`` prints for a member, as a mapping."""
+    out = run([sys.executable, str(STACK), "env", "--state-dir", str(stack["state"])], ROOT).stdout
+    lines = [line.removeprefix("export ") for line in out.splitlines()]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def assert_no_secret_shown(stack: dict[str, Any], *outputs: str) -> None:
+    """No generated password or key appears in the services' logs, in any process's command
+    line, or in ``outputs``."""
+    shown = {p.name: p.read_text(errors="replace") for p in stack["state"].glob("*.log")}
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    shown |= {"process list": ps.stdout, **{f"output {i}": o for i, o in enumerate(outputs)}}
+    for key, value in stack["secrets"].items():
+        for where, text in shown.items():
+            assert value not in text, f"{key} appears in {where}"
 
 
 def _zombie(pid: int) -> bool:
@@ -168,8 +209,8 @@ def _clone(origin: Path, dst: Path, stack: dict[str, Any]) -> Path:
     secret = stack["secrets"]
     for key, value in (
         ("endpointurl", stack["s3"]["endpoint"]),
-        ("access_key_id", secret["s3_access_key_id"]),
-        ("secret_access_key", secret["s3_secret_access_key"]),
+        ("access_key_id", secret["s3_member_access_key_id"]),
+        ("secret_access_key", secret["s3_member_secret_access_key"]),
     ):
         run(["dvc", "remote", "modify", "--local", "team", key, value], dst)
     return dst
@@ -212,8 +253,10 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
         timings[label] = timings.get(label, 0.0) + time.perf_counter() - start
         return out
 
-    api = Api(stack["mlflow"]["url"])
-    mlflow_env = {"MLFLOW_TRACKING_URI": stack["mlflow"]["url"]}
+    # Both teammates work as members, with what `scripts/stack.py env` prints.
+    member_env = stack_env(stack)
+    api = Api(stack["mlflow"]["url"], "member", member_env["MLFLOW_TRACKING_PASSWORD"])
+    mlflow_env = {k: v for k, v in member_env.items() if k.startswith("MLFLOW_")}
 
     # The project as a team shares it: one epoch per model (speed), the S3 remote as default.
     write_params(repo, models={m: {"epochs": 1} for m in MODELS})
@@ -339,9 +382,161 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
     }
     assert params[trained["a-lr3 cnn_small"]]["learning_rate"] == "0.003"
     assert params[trained["b-lr cnn_small"]]["learning_rate"] == "0.002"
+
+    # The gate, run by a member, is refused and moves nothing; run as the CI, it registers and
+    # crowns the four models it measured.
+    gate = [sys.executable, "-m", "intro_cnn.commands.gate"]
+    start = time.perf_counter()
+    refused = run(gate, a, env=mlflow_env, check=False)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "gate: passed, but no alias was moved" in refused.stderr
+    assert "the tracking server refused user 'member' permission to register the versions " in (
+        refused.stderr
+    ), refused.stderr[-3000:]
+    assert "(HTTP 403)" in refused.stderr and "Traceback" not in refused.stderr
+    assert not any(
+        m.get("aliases") for m in api.get("registered-models/search")["registered_models"]
+    )
+    ci_file = stack["state"] / "ci-credentials.json"
+    crowned = run(gate, a, env={**mlflow_env, "INTRO_CNN_GATE_CREDENTIALS": str(ci_file)})
+    timings["gate: as member (refused), then as CI"] = time.perf_counter() - start
+    assert "gate: acting as 'ci' on the tracking server" in crowned.stderr
+    champions = {
+        m["name"]: {a["alias"]: a["version"] for a in m.get("aliases", [])}
+        for m in api.get("registered-models/search")["registered_models"]
+    }
+    assert champions == {f"intro-cnn-{m}": {"champion": "1"} for m in MODELS}
+    assert_no_secret_shown(stack, refused.stdout + refused.stderr + crowned.stdout + crowned.stderr)
     registered = assert_registered_models_have_versions(api, expect_models=True)
 
     print("\nteam scenario timings (s):")
     for label, seconds in timings.items():
         print(f"  {label:50} {seconds:7.1f}")
     print(f"  runs on the server: {len(runs)}; registered models: {registered}")
+
+
+# ------------------------------------------------------------------------------ permissions
+def _as(user: str, password: str, monkeypatch) -> Any:
+    """Make every MLflow client of this process act as ``user`` (they read the environment at
+    each request), and return one."""
+    from mlflow import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    return MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def _logged_model(client: Any, experiment_id: str, model: str) -> str:
+    """A logged model as a training leaves it: in a run, tagged with a digest and its card."""
+    from intro_cnn import tracking
+
+    run_id = client.create_run(experiment_id).info.run_id
+    logged = client.create_logged_model(experiment_id, name=model, source_run_id=run_id)
+    tags = tracking.logged_model_tags(["Conv2D", "Dense"], 1234, os.urandom(32).hex())
+    client.set_logged_model_tags(logged.model_id, tags)
+    return logged.model_id
+
+
+@pytest.mark.slow
+def test_only_the_ci_identity_moves_champion_and_members_delete_nothing(
+    stack, monkeypatch, tmp_path
+):
+    """The permission table of scripts/stack_access.py, on the real server and S3 store."""
+    import botocore.exceptions
+    import botocore.session
+    from mlflow.server import get_app_client
+
+    from intro_cnn import tracking
+
+    url, secret = stack["mlflow"]["url"], stack["secrets"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    member_pw, ci_pw = secret["mlflow_member_password"], secret["mlflow_ci_password"]
+    experiment = Api(url, "member", member_pw).get(
+        "experiments/get-by-name", experiment_name=EXPERIMENT
+    )["experiment"]["experiment_id"]
+
+    # Anonymous: every API call needs a user.
+    anonymous = Api(url)
+    assert anonymous.status("GET", "experiments/get-by-name", experiment_name=EXPERIMENT) == 401
+    assert anonymous.status("POST", "runs/create", {"experiment_id": experiment}) == 401
+
+    # A second teammate, added as the README says an admin does.
+    _as("admin", secret["mlflow_admin_password"], monkeypatch)
+    auth = get_app_client("basic-auth", tracking_uri=url)
+    auth.create_user("bob", "bob-password-123")
+    auth.grant_user_permission("bob", "experiment", experiment, "EDIT")
+    bobs_run = _as("bob", "bob-password-123", monkeypatch).create_run(experiment).info.run_id
+
+    # A member logs runs and logged models, and reads the registry...
+    member = Api(url, "member", member_pw)
+    run_id = member.post("runs/create", {"experiment_id": experiment})["run"]["info"]["run_id"]
+    assert member.status("POST", "runs/log-metric", {"run_id": run_id, "key": "a", "value": 1,
+                                                     "timestamp": 0, "step": 0}) == 200  # fmt: skip
+    assert member.status("GET", "registered-models/get", name="intro-cnn-cnn") == 200
+    # ... but deletes no teammate's run, registers nothing and moves no alias (HTTP 403).
+    assert member.status("POST", "runs/delete", {"run_id": bobs_run}) == 403
+    alias = {"name": "intro-cnn-cnn", "alias": "champion", "version": "1"}
+    assert member.status("POST", "registered-models/alias", alias) == 403
+    client = _as("member", member_pw, monkeypatch)
+    logged = {m: _logged_model(client, experiment, m) for m in ("cnn", "mlp")}
+    with pytest.raises(tracking.TrackingError) as refused:
+        tracking.promote(url, logged)
+    said = str(refused.value)
+    assert said.startswith("the tracking server refused user 'member' permission to register")
+    assert "(HTTP 403)" in said and "INTRO_CNN_GATE_CREDENTIALS" in said
+    assert client.search_model_versions("name LIKE 'intro-cnn-%'") == []
+
+    # The CI identity registers and moves every @champion.
+    ci = _as("ci", ci_pw, monkeypatch)
+    assert tracking.promote(url, logged) == {"intro-cnn-cnn": "1", "intro-cnn-mlp": "1"}
+    assert ci.get_model_version_by_alias("intro-cnn-mlp", "champion").version == "1"
+    assert "1,234 parameters" in ci.get_registered_model("intro-cnn-cnn").description
+
+    # All or none: the CI loses its right on mlp; a new promotion of both moves neither.
+    _as("admin", secret["mlflow_admin_password"], monkeypatch)
+    auth.revoke_user_permission("ci", "registered_model", "intro-cnn-mlp")
+    newer = {m: _logged_model(_as("member", member_pw, monkeypatch), experiment, m) for m in logged}
+    _as("ci", ci_pw, monkeypatch)
+    with pytest.raises(tracking.TrackingError, match="refused user 'ci' permission"):
+        tracking.promote(url, newer)
+    for model in ("cnn", "mlp"):
+        assert ci.get_model_version_by_alias(f"intro-cnn-{model}", "champion").version == "1"
+
+    # A training by someone who may not log runs there (the CI) is refused in one sentence.
+    from intro_cnn import config
+    from intro_cnn.tracking import train_mlflow
+
+    data = {"x_train": np.zeros((4, 28, 28), np.float32), "y_train": np.zeros((4, 10))}
+    monkeypatch.chdir(tmp_path)
+    config.PROCESSED_MNIST.parent.mkdir(parents=True)
+    np.savez(config.PROCESSED_MNIST, **data)
+    with pytest.raises(tracking.TrackingError) as refused:
+        train_mlflow.open_training_run("cnn", EXPERIMENT, {}, data, tracking.now_ms())
+    assert str(refused.value).startswith(
+        "the tracking server refused user 'ci' permission to log runs to experiment 'intro-cnn'"
+    )
+
+    # S3: a member reads and writes the remote's objects, deletes no bucket; the admin may.
+    def s3(role: str) -> Any:
+        return botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=stack["s3"]["endpoint"],
+            region_name="us-east-1",
+            aws_access_key_id=secret[f"s3_{role}_access_key_id"],
+            aws_secret_access_key=secret[f"s3_{role}_secret_access_key"],
+        )
+
+    bucket = stack["s3"]["bucket"]
+    s3("member").put_object(Bucket=bucket, Key="dvc/probe", Body=b"team")
+    assert s3("member").get_object(Bucket=bucket, Key="dvc/probe")["Body"].read() == b"team"
+    for forbidden in (
+        lambda: s3("member").delete_bucket(Bucket=bucket),
+        lambda: s3("member").create_bucket(Bucket="elsewhere"),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            forbidden()
+    s3("admin").create_bucket(Bucket="scratch")
+    s3("admin").delete_bucket(Bucket="scratch")
+
+    assert_no_secret_shown(stack, said)

@@ -167,7 +167,6 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     run_info = json.loads((repo / "reports/train/cnn/run.json").read_text())
     assert run_info["parent_run_id"] == parent_id
     assert run_info["registered_model"] == "intro-cnn-cnn" and "model_version" not in run_info
-    assert store(repo)[0].search_model_versions() == [], "only the gate registers versions"
     client, _ = store(repo)
     logged = client.get_logged_model(run_info["model_id"])
     assert logged.name == "cnn"
@@ -228,10 +227,11 @@ def test_record_survives_experiments_restores_and_a_move(trained_repo, tmp_path)
     assert restored["parent_run_id"] == parent_id
     run(["git", "checkout", "--", "params.yaml"], repo)
 
-    # 5. The gate registers the checked logged models and crowns them.
+    # 5. No training registered anything; the gate registers the checked logged models and
+    # crowns them. (This process opens the registry first here: the fixture's git tracks
+    # mlflow.db, so the `dvc exp run --temp` above stashed and restored it as a new file.)
+    assert client.search_model_versions() == [], "only the gate registers versions"
     run([sys.executable, "-m", "intro_cnn.commands.gate"], repo)
-    # (This process opens the registry first here: the fixture's git tracks mlflow.db, so the
-    # `dvc exp run --temp` above stashed and restored it as a new file.)
     registered = client.get_registered_model("intro-cnn-cnn")  # its page in the MLflow UI
     assert "61,482 parameters" in registered.description and "Conv2D →" in registered.description
     assert registered.tags[tracking.tags.PARAMETERS_TAG] == "61482"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import MODELS, ROOT, VENV_BIN, run, write_params
+from intro_cnn import tracking
+from tests.conftest import BASELINE_PARAMS, MODELS, ROOT, VENV_BIN, run, write_params
 
 STACK = ROOT / "scripts" / "stack.py"
 EXPERIMENT = "intro-cnn"
@@ -259,7 +261,11 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
     mlflow_env = {k: v for k, v in member_env.items() if k.startswith("MLFLOW_")}
 
     # The project as a team shares it: one epoch per model (speed), the S3 remote as default.
-    write_params(repo, models={m: {"epochs": 1} for m in MODELS})
+    write_params(
+        repo,
+        models={m: {"epochs": 1} for m in MODELS},
+        thresholds=BASELINE_PARAMS["thresholds"],  # one epoch on the subset: low bars
+    )
     run(["dvc", "remote", "add", "-d", "team", f"s3://{stack['s3']['bucket']}/dvc"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "team set-up"], repo)
@@ -346,6 +352,37 @@ def test_two_teammates_share_one_server_and_one_remote(repo, stack, tmp_path):
     run(["dvc", "exp", "pull", "origin", "a-lr3"], b)
     assert {"a-lr3", "b-lr"} <= _exp_names(b)
 
+    # Repeating a teammate's experiment trains nothing: with the shared run cache pulled, B's
+    # exact params restore B's trainings, replicates and evaluation, and the server gets no
+    # new training run (compare, the figures and the report, git-tracked, run again).
+    def training_runs() -> list[str]:
+        roles = {tracking.ROLE_TRAINING, tracking.ROLE_REPLICATE}
+        return sorted(
+            r["info"]["run_id"]
+            for r in api.runs(EXPERIMENT)
+            if {t["key"]: t["value"] for t in r["data"].get("tags", [])}.get(tracking.ROLE_TAG)
+            in roles
+        )
+
+    before = training_runs()
+    timed("A: dvc pull --run-cache", ["dvc", "pull", "--run-cache"], a)
+    repeat = [
+        "dvc",
+        "exp",
+        "run",
+        "-n",
+        "a-repeats-b",
+        "-S",
+        "models.cnn_small.learning_rate=0.002",
+    ]
+    out = timed("A: repeat B's experiment", repeat, a, env=mlflow_env).stdout
+    ran = re.findall(r"^Running stage '([^']+)'", out, flags=re.M)
+    assert not [s for s in ran if s.startswith(("train@", "replicate@", "evaluate@"))], out
+    assert "Stage 'train@cnn_small' is cached - skipping run" in out, out
+    assert training_runs() == before
+    repeated = _run_id(a, "cnn_small", _exp_ref(a, "a-repeats-b"))
+    assert repeated == _run_id(a, "cnn_small", _exp_ref(a, "b-lr"))
+
     a_lr3 = _run_id(a, "cnn_small", _exp_ref(a, "a-lr3"))
 
     # The server has every run, finished, with its per-epoch metrics and its artifacts.
@@ -429,8 +466,6 @@ def _as(user: str, password: str, monkeypatch) -> Any:
 
 def _logged_model(client: Any, experiment_id: str, model: str) -> str:
     """A logged model as a training leaves it: in a run, tagged with a digest and its card."""
-    from intro_cnn import tracking
-
     run_id = client.create_run(experiment_id).info.run_id
     logged = client.create_logged_model(experiment_id, name=model, source_run_id=run_id)
     tags = tracking.logged_model_tags(["Conv2D", "Dense"], 1234, os.urandom(32).hex())
@@ -446,8 +481,6 @@ def test_only_the_ci_identity_moves_champion_and_members_delete_nothing(
     import botocore.exceptions
     import botocore.session
     from mlflow.server import get_app_client
-
-    from intro_cnn import tracking
 
     url, secret = stack["mlflow"]["url"], stack["secrets"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)

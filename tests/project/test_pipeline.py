@@ -86,6 +86,20 @@ def test_every_path_in_dvc_yaml_is_named_in_config():
     )
 
 
+def test_no_output_dvc_caches_is_tracked_by_git():
+    """DVC refuses to run a stage whose cached output git tracks (`output ... is already
+    tracked by SCM`): a move from `cache: false` to cached must untrack the files too."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        cached = {
+            str(Path(out.fs_path).relative_to(ROOT)) for out in repo.index.outs if out.use_cache
+        }
+    tracked = set(run(["git", "ls-files"], ROOT).stdout.splitlines())
+    both = sorted(p for p in tracked if any(p == c or p.startswith(f"{c}/") for c in cached))
+    assert both == [], f"cached by DVC and tracked by git (git rm --cached them): {both}"
+
+
 def test_models_in_params_are_the_ones_dvc_trains():
     params = config.load_params(ROOT / "params.yaml")
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

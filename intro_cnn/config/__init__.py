@@ -21,6 +21,7 @@ from intro_cnn.config.params import (
     read_yaml,
 )
 from intro_cnn.config.paths import (
+    COMPARE_ACCURACY,
     COMPARE_CLAIMS,
     COMPARE_DIR,
     COMPARE_HISTORY,
@@ -103,6 +104,7 @@ from intro_cnn.config.schema import (
 from intro_cnn.runtime.errors import ConfigError
 
 __all__ = [
+    "COMPARE_ACCURACY",
     "COMPARE_CLAIMS",
     "COMPARE_DIR",
     "COMPARE_HISTORY",

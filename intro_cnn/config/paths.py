@@ -34,6 +34,9 @@ CONV_DIR = FIGURES_DIR / "convolutions"
 # tables, the training curves of every model in one table for `dvc plots`).
 COMPARE_DIR = REPORTS_DIR / "compare"
 COMPARE_METRICS = COMPARE_DIR / "metrics.json"
+# Each model's test accuracy, mean over its seeds, and nothing else: the first DVC metrics file,
+# so that `dvc exp show` and `dvc metrics show` begin with these columns.
+COMPARE_ACCURACY = COMPARE_DIR / "accuracy.json"
 COMPARE_TIMING = COMPARE_DIR / "timing.json"  # inference throughput: tracked, not DVC metrics
 COMPARE_RUNS = COMPARE_DIR / "runs.json"
 COMPARE_CLAIMS = COMPARE_DIR / "claims.json"

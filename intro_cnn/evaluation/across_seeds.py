@@ -66,6 +66,13 @@ def aggregates(runs: Mapping[str, Sequence[SeedResult]]) -> dict[str, dict[str, 
     return {name: aggregate(results) for name, results in runs.items()}
 
 
+def headline(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """The first DVC metrics file: ``accuracy.<model>``, each model's test accuracy as the mean
+    over its seeds (its designated seed alone when it has no replicates). The key sorts before
+    every model's name, so ``dvc metrics show`` also lists these columns first."""
+    return {"accuracy": {name: e["test_accuracy"]["mean"] for name, e in entries.items()}}
+
+
 def parent_metrics(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     """The aggregates as flat metrics of the MLflow parent run, beside the designated model's
     ``<model>/test_accuracy`` that evaluate logs: ``mlp/seeds/test_accuracy/mean``, ``.../n``."""

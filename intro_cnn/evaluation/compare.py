@@ -256,6 +256,7 @@ def run_stage(params: Params, uri: str) -> None:
         config.COMPARE_METRICS,
         metrics_json({n: {"test": e["test"], "seeds": spread[n]} for n, e in evaluated.items()}),
     )
+    outputs.add_json(config.COMPARE_ACCURACY, across_seeds.headline(spread))
     outputs.add_json(config.COMPARE_TIMING, {n: e["timing"] for n, e in evaluated.items()})
     outputs.add_json(config.COMPARE_RUNS, {n: e["run"] for n, e in evaluated.items()})
     outputs.add_json(

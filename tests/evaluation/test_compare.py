@@ -171,6 +171,10 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     assert spread["test_accuracy"]["mean"] == pytest.approx(0.98)
     assert spread["test_accuracy"]["std"] == pytest.approx(0.001)
     assert spread["val_accuracy"]["per_seed"] == {"1": 0.96, "2": 0.95, "3": 0.95}
+    # The first DVC metrics file: each model's test accuracy, the mean over its seeds, alone.
+    assert read_json(config.COMPARE_ACCURACY) == {
+        "accuracy": {"cnn": 0.99, "mlp": spread["test_accuracy"]["mean"]}
+    }
     assert read_json(config.COMPARE_TIMING)["mlp"] == {"inference_images_per_s": 5000.0}
     assert read_json(config.COMPARE_RUNS)["cnn"] == run
     assert read_json(config.COMPARE_INPUTS)["models"] == {"cnn": "m", "mlp": "m"}

@@ -161,23 +161,47 @@ def test_identical_retraining_changes_no_model_and_no_metric(trained_repo):
     assert json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], repo).stdout) == {}
 
 
+def _exp_show_header(repo: Path, *args: str) -> list[str]:
+    return run(["dvc", "exp", "show", *args, "--csv"], repo).stdout.splitlines()[0].split(",")
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+def test_the_default_dvc_tables_lead_with_the_test_accuracies(trained_repo):
+    """Plain `dvc exp show` and `dvc metrics show`, as a new user types them: the first metric
+    columns are each model's test accuracy (its seeds' mean), in params order; no metric is a
+    count that never changes."""
+    models = list(yaml.safe_load((trained_repo / "params.yaml").read_text())["models"])
+    header = _exp_show_header(trained_repo)
+    first_metric = next(i for i, c in enumerate(header) if c.startswith("accuracy."))
+    assert header[first_metric : first_metric + len(models)] == [f"accuracy.{m}" for m in models]
+    assert not [c for c in header[:first_metric] if "." in c], header  # no metric before them
+
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], trained_repo).stdout)
+    (files,) = [entry["data"] for entry in shown.values()]
+    accuracy = files[config.COMPARE_ACCURACY.as_posix()]["data"]["accuracy"]
+    full = json.loads((trained_repo / config.COMPARE_METRICS).read_text())
+    assert accuracy == {m: full[m]["seeds"]["test_accuracy"]["mean"] for m in models}
+    table = run(["dvc", "metrics", "show"], trained_repo).stdout.splitlines()
+    assert table[0].split()[1 : 1 + len(models)] == [f"accuracy.{m}" for m in models], table[0]
+    assert not [k for k in json.dumps(shown).split('"') if k in ("per_class", "pixel_mean")]
+
+
 @pytest.mark.slow
 @pytest.mark.pipeline
 def test_the_readmes_compact_exp_show_leads_with_the_test_accuracies(trained_repo):
     """The README's `dvc exp show` command, on a trained project: of the metrics, only each
-    model's test accuracy and its mean over the seeds are left, cnn's first; no class counts,
-    losses, per-seed values or dependency hashes."""
+    model's test accuracy (its seeds' mean) is left; no losses, per-seed values, seed counts or
+    dependency hashes."""
     (command,) = [
         line.split("  #")[0].strip()
         for line in (ROOT / "README.md").read_text().splitlines()
         if line.startswith("dvc exp show ")
     ]
-    args = shlex.split(command)[1:]
+    args = shlex.split(command)[3:]
     args.remove("--only-changed")  # one row here: every column is shared
-    header = run(["dvc", *args, "--csv"], trained_repo).stdout.splitlines()[0].split(",")
+    header = _exp_show_header(trained_repo, *args)
     models = list(yaml.safe_load((trained_repo / "params.yaml").read_text())["models"])
-    metric_columns = [c for c in header if c.split(".")[0] in models]
-    expected = [f"{m}.{k}" for m in models for k in ("seeds.test_accuracy.mean", "test.accuracy")]
-    assert metric_columns == expected, header
-    assert not [c for c in header if "per_class" in c or c.endswith((".n", "pixel_mean"))]
-    assert "models" not in header and not [c for c in header if "/" in c]
+    metric_columns = [c for c in header if c.split(".")[0] in {"accuracy", *models}]
+    assert metric_columns == [f"accuracy.{m}" for m in models], header
+    assert "models" not in header and not [c for c in header if "/" in c], header

@@ -8,6 +8,7 @@ RUNNING, and prints where the store is.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from intro_cnn import tracking
 from intro_cnn.runtime import cli
@@ -16,9 +17,14 @@ from intro_cnn.tracking import mlflow_store
 log = logging.getLogger(__name__)
 
 
-# The UI opens experiments in its GenAI view unless told otherwise (MLflow 3.17 reads this
-# query parameter before the experiment's kind tag).
-UI_URL = "http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
+# The experiment's runs table in the project's saved view (the accuracy columns). The UI opens
+# experiments in its GenAI view unless told otherwise (MLflow 3.17 reads workflowType before
+# the experiment's kind tag); a view is applied on the `/runs` page only.
+UI_URL = (
+    "http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs"
+    "?viewStateShareKey={view}&workflowType=machine_learning"
+)
+UI_HOME = "http://127.0.0.1:{port}/"
 
 
 def _mark_stale_if_reachable(uri: str, experiment: str) -> list[str]:
@@ -66,8 +72,17 @@ def main(argv: list[str] | None = None) -> None:
 
             tracking.quiet_mlflow()
             found = mlflow.MlflowClient(uri).get_experiment_by_name(experiment)
-            exp_id = found.experiment_id if found else "0"
-            log.info("Open %s", UI_URL.format(port=args.port, experiment_id=exp_id))
+            log.info("Open %s", ui_url(args.port, found))
+
+
+def ui_url(port: int, experiment: Any) -> str:
+    """Where ``make ui`` sends the reader: the experiment's runs in the saved view once a
+    pipeline run set it up, else the list of experiments (the pipeline has not run yet)."""
+    if experiment is None or tracking.RUNS_VIEW_TAG not in experiment.tags:
+        return UI_HOME.format(port=port)
+    return UI_URL.format(
+        port=port, experiment_id=experiment.experiment_id, view=tracking.RUNS_VIEW_ID
+    )
 
 
 if __name__ == "__main__":

@@ -176,10 +176,15 @@ def read_evaluation(name: str) -> dict[str, Any]:
 
 
 def log_comparison(
-    uri: str, experiment: str, paths: Sequence[Path], numbers: Mapping[str, float]
+    uri: str,
+    experiment: str,
+    paths: Sequence[Path],
+    numbers: Mapping[str, float],
+    models: Sequence[str],
 ) -> str:
     """Log the comparison files and the across-seed ``numbers`` into this execution's parent
-    run; return its id."""
+    run, and save the runs table's view of ``models`` (:mod:`intro_cnn.tracking.views`);
+    return the parent's id."""
     import mlflow
     from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
@@ -189,6 +194,7 @@ def log_comparison(
         with reported_as(CompareError), mlflow_store.store_lock(uri):
             client = mlflow.MlflowClient(uri)
             execution = tracking.open_execution(client, uri, experiment)
+            tracking.save_runs_view(client, execution.experiment_id, models)
             for path in paths:
                 client.log_artifact(execution.parent_run_id, str(path), artifact_path=MLFLOW_DIR)
             now = tracking.now_ms()
@@ -273,6 +279,7 @@ def run_stage(params: Params, uri: str) -> None:
             params.train.experiment,
             [Path(tmp) / p for p in shared],
             across_seeds.parent_metrics(spread),
+            names,
         )
     with reported_as(CompareError), cli.committing():
         outputs.commit()

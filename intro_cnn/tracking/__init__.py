@@ -16,6 +16,7 @@ This package's ``__init__`` is its public API: callers use ``tracking.open_execu
   and the ``@champion`` alias;
 - :mod:`intro_cnn.tracking.identity`: who MLflow calls act as (the gate's CI identity), and
   the project's sentence when a server refuses them;
+- :mod:`intro_cnn.tracking.views`: the runs table's saved view (the accuracy columns);
 - :mod:`intro_cnn.tracking.mlflow_calls`: MLflow's log chatter silenced, timestamps.
 
 Nothing is configured at import time. Stages call :func:`open_execution` from their ``main()``,
@@ -82,6 +83,7 @@ from intro_cnn.tracking.tags import (
     STALE_TAG,
     TRAIN_SOURCE,
 )
+from intro_cnn.tracking.views import save_runs_view
 
 __all__ = [
     "CHAMPION_ALIAS",
@@ -136,6 +138,7 @@ __all__ = [
     "provenance_tags",
     "quiet_mlflow",
     "registered_model_name",
+    "save_runs_view",
     "status_for",
     "user_changes",
 ]

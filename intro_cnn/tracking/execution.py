@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import signal
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,30 +57,8 @@ def experiment_id(client: Any, uri: str, name: str) -> str:
     ):
         if tags.get(key) != value:
             client.set_experiment_tag(exp_id, key, value)
-    if not _is_runs_view(tags.get(tag_names.RUNS_VIEW_TAG)):
-        client.set_experiment_tag(exp_id, tag_names.RUNS_VIEW_TAG, runs_view_value())
     _drop_empty_default(client)
     return exp_id
-
-
-def runs_view_value(now_ms: int | None = None) -> str:
-    """The value of :data:`tag_names.RUNS_VIEW_TAG`: the saved view as MLflow's UI stores one
-    (its name, times in ms, and the table's state as a JSON string)."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    state = json.dumps(tag_names.RUNS_VIEW_STATE, separators=(",", ":"))
-    view = {"name": tag_names.RUNS_VIEW_NAME, "createdAt": now, "updatedAt": now, "state": state}
-    return json.dumps(view, separators=(",", ":"))
-
-
-def _is_runs_view(value: str | None) -> bool:
-    """Whether a tag's value is this project's saved view (its times apart)."""
-    try:
-        view = json.loads(value or "")
-        return view["name"] == tag_names.RUNS_VIEW_NAME and json.loads(view["state"]) == (
-            tag_names.RUNS_VIEW_STATE
-        )
-    except (ValueError, TypeError, KeyError):
-        return False
 
 
 def _drop_empty_default(client: Any) -> None:

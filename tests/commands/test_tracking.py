@@ -64,11 +64,17 @@ def test_make_uis_address_shows_the_accuracy_columns(tmp_path, monkeypatch, new_
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri)
     exp_id = tracking.experiment_id(client, uri, "intro-cnn")
-    run_id = client.create_run(exp_id, run_name="cnn_small").info.run_id
-    client.log_param(run_id, "model", "cnn_small")
-    client.log_metric(run_id, "test_accuracy", 0.9871)
-    client.log_metric(run_id, "val_accuracy", 0.9885)
-    client.set_terminated(run_id)
+    parent = client.create_run(exp_id, run_name="repro@abc").info.run_id
+    client.log_metric(parent, "cnn_small/seeds/test_accuracy/mean", 0.9859)
+    child = client.create_run(
+        exp_id, run_name="cnn_small", tags={tracking.PARENT_TAG: parent}
+    ).info.run_id
+    client.log_param(child, "model", "cnn_small")
+    client.log_metric(child, "test_accuracy", 0.9871)
+    client.log_metric(child, "val_accuracy", 0.9885)
+    for run_id in (child, parent):
+        client.set_terminated(run_id)
+    tracking.save_runs_view(client, exp_id, ["cnn_small"])
 
     port = _free_port()
     env = {"MLFLOW_TRACKING_URI": uri, "PATH": f"{VENV_BIN}:/usr/bin:/bin"}
@@ -109,8 +115,13 @@ def test_make_uis_address_shows_the_accuracy_columns(tmp_path, monkeypatch, new_
         server.terminate()
         server.wait(timeout=30)
 
-    expected = {"metrics.`test_accuracy`", "metrics.`val_accuracy`", "params.`model`"}
+    expected = {
+        "metrics.`test_accuracy`",
+        "metrics.`val_accuracy`",
+        "metrics.`cnn_small/seeds/test_accuracy/mean`",
+        "params.`model`",
+    }
     assert expected <= _headers(viewed), sorted(_headers(viewed))
-    assert "0.9871" in viewed
+    assert "0.9859" in viewed  # the parent's row
     # Without the view the UI shows no metric column: the view is what shows them.
     assert _headers(plain) and not expected & _headers(plain), sorted(_headers(plain))

@@ -149,6 +149,7 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     from mlflow import MlflowClient
 
     from intro_cnn import tracking
+    from intro_cnn.tracking import views as tracking_views
 
     client = MlflowClient(uri)
     execution = tracking.open_execution(client, uri, "intro-cnn")
@@ -190,6 +191,8 @@ def test_stage_end_to_end(tmp_path, monkeypatch, caplog, new_store):
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["mlp/seeds/test_accuracy/mean"] == pytest.approx(0.98)
     assert parent.data.metrics["mlp/seeds/n"] == 3
+    view = client.get_experiment(execution.experiment_id).tags[tracking.RUNS_VIEW_TAG]
+    assert tracking_views.is_view_of(view, ["cnn", "mlp"])
     logged = {a.path for a in client.list_artifacts(execution.parent_run_id, "evaluate")}
     assert {"evaluate/comparison.md", "evaluate/claims.json"} <= logged
 

@@ -4,7 +4,6 @@ runs, stale runs, dirt, a moved store."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -48,27 +47,6 @@ def test_experiment_opens_in_training_view_without_default(client):
     assert exp.artifact_location == (Path(uri[10:]).parent / "mlartifacts/intro-cnn").as_uri()
     assert [e.name for e in client.search_experiments()] == ["intro-cnn"]
     assert tracking.experiment_id(client, uri, "intro-cnn") == exp_id
-
-
-def test_the_experiment_carries_the_saved_accuracy_view(client):
-    """The runs table's saved view, as MLflow's UI stores one: set once, left alone while it
-    is the project's (its times do not change), put back when edited."""
-    uri = mlflow_store.tracking_uri()
-    exp_id = tracking.experiment_id(client, uri, "intro-cnn")
-    value = client.get_experiment(exp_id).tags[tracking.RUNS_VIEW_TAG]
-    view = json.loads(value)
-    assert view["name"] == tracking.RUNS_VIEW_NAME
-    assert isinstance(view["createdAt"], int) and view["updatedAt"] == view["createdAt"]
-    columns = json.loads(view["state"])["selectedColumns"]
-    assert {"metrics.`test_accuracy`", "metrics.`val_accuracy`", "params.`model`"} <= set(columns)
-
-    tracking.experiment_id(client, uri, "intro-cnn")
-    assert client.get_experiment(exp_id).tags[tracking.RUNS_VIEW_TAG] == value
-
-    client.set_experiment_tag(exp_id, tracking.RUNS_VIEW_TAG, '{"name": "Accuracy"}')
-    tracking.experiment_id(client, uri, "intro-cnn")
-    again = json.loads(client.get_experiment(exp_id).tags[tracking.RUNS_VIEW_TAG])
-    assert json.loads(again["state"])["selectedColumns"] == columns
 
 
 def test_one_parent_per_execution(client, monkeypatch):

@@ -152,12 +152,18 @@ def spawn_detached(cmd: list[str], log: Path, env: dict[str, str] | None = None,
     return proc.pid
 
 
+def signal_group(pid: int, sig: int) -> None:
+    """Send ``sig`` to one process group we started, if it still runs."""
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+
+
 def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> None:
     """Signal one process group we started, wait, then kill it if it lingers."""
     if not pid_alive(pid):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
+    signal_group(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):
@@ -413,14 +419,16 @@ class Stack:
     def down(self) -> list[str]:
         """Stop every service recorded in the state file, newest first."""
         state = self.state()
-        stopped = []
-        for name in reversed(SERVICES):
-            svc = state.get(name)
-            if not isinstance(svc, dict):
-                continue
-            # PostgreSQL: SIGINT is its "fast" shutdown (rolls back open transactions).
-            stop_pid(int(svc["pid"]), signal.SIGINT if name == "postgres" else signal.SIGTERM)
-            stopped.append(name)
+        stopped = [n for n in reversed(SERVICES) if isinstance(state.get(n), dict)]
+        # PostgreSQL: SIGINT is its "fast" shutdown (rolls back open transactions). All are
+        # signalled before any is waited for: each shuts down at its own pace (SeaweedFS takes
+        # longest), so stopping takes as long as the slowest, not the sum.
+        how = {n: (int(state[n]["pid"]), signal.SIGINT if n == "postgres" else signal.SIGTERM)
+               for n in stopped}  # fmt: skip
+        for pid, sig in how.values():
+            signal_group(pid, sig)
+        for pid, sig in how.values():
+            stop_pid(pid, sig)
         if self.state_path.exists():
             self.state_path.unlink()
         return stopped

@@ -44,6 +44,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -293,11 +294,10 @@ class Stack:
         return {"pid": pid, "port": port, "data": str(pgdata), "log": str(log)}
 
     # -- MLflow
-    def start_mlflow(self, secret: dict[str, str], pg_port: int) -> dict[str, Any]:
-        try:
-            import psycopg2  # noqa: F401  (the server's PostgreSQL driver)
-        except ImportError:
-            raise StackError(f"psycopg2 is missing: {TEAM_EXTRA_HINT}.") from None
+    def launch_mlflow(
+        self, secret: dict[str, str], pg_port: int
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        """Start the server; return its state and what waits until it serves, provisioned."""
         mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         port = free_port()
         artifacts = self.dir / "artifacts"
@@ -316,9 +316,12 @@ class Stack:
             log, env=access.server_env(secret, str(auth_ini)),
         )  # fmt: skip
         url = f"http://{HOST}:{port}"
-        wait_until(lambda: http_ok(f"{url}/health"), "mlflow server", log, pid)
-        self.provision(url, secret)
-        return {"pid": pid, "port": port, "url": url, "backend": backend, "log": str(log)}
+
+        def ready() -> None:
+            wait_until(lambda: http_ok(f"{url}/health"), "mlflow server", log, pid)
+            self.provision(url, secret)
+
+        return {"pid": pid, "port": port, "url": url, "backend": backend, "log": str(log)}, ready
 
     def provision(self, url: str, secret: dict[str, str]) -> None:
         """The users and permissions of :mod:`stack_access`, for this project's experiment and
@@ -331,7 +334,8 @@ class Stack:
         write_private(self.dir / access.CI_CREDENTIALS_FILE, access.ci_credentials(secret))
 
     # -- SeaweedFS
-    def start_s3(self, secret: dict[str, str]) -> dict[str, Any]:
+    def launch_s3(self, secret: dict[str, str]) -> tuple[dict[str, Any], Callable[[], None]]:
+        """Start SeaweedFS; return its state and what waits until its bucket answers."""
         weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
         if not weed:
             raise StackError(f"SeaweedFS' `weed` is missing: {TEAM_EXTRA_HINT}.")
@@ -356,8 +360,9 @@ class Stack:
         )  # fmt: skip
         endpoint = f"http://{HOST}:{port}"
         info = {"pid": pid, "port": port, "endpoint": endpoint, "bucket": BUCKET, "log": str(log)}
-        wait_until(lambda: self._bucket_ready(endpoint, secret), "SeaweedFS S3", log, pid)
-        return info
+        return info, lambda: wait_until(
+            lambda: self._bucket_ready(endpoint, secret), "SeaweedFS S3", log, pid
+        )
 
     @staticmethod
     def _bucket_ready(endpoint: str, secret: dict[str, str]) -> bool:
@@ -384,20 +389,38 @@ class Stack:
             return False
 
     # -- whole stack
+    def preflight(self, state: dict[str, Any]) -> None:
+        """Refuse, before any server starts, what would stop `up` half-way: no PostgreSQL
+        binaries or user, a state folder PostgreSQL cannot enter, no PostgreSQL driver."""
+        if "postgres" not in state:
+            self.pg_bindir()
+            self._pg_folder(self._pg_user())
+        if "mlflow" not in state:
+            try:
+                import psycopg2  # noqa: F401  (the server's PostgreSQL driver)
+            except ImportError:
+                raise StackError(f"psycopg2 is missing: {TEAM_EXTRA_HINT}.") from None
+
     def up(self) -> dict[str, Any]:
         """Start what is not running yet; return the state (ports, URLs, process ids)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         secret = self.secrets()
         state = {k: v for k, v in self.state().items() if k in self.running()}
+        self.preflight(state)
         try:
+            # SeaweedFS starts beside PostgreSQL and MLflow (which needs PostgreSQL first);
+            # each is waited for only once all are launched.
+            launched = {}
+            if "s3" not in state:
+                launched["s3"] = self.launch_s3(secret)
             if "postgres" not in state:
                 state["postgres"] = self.start_postgres(secret)
                 self.save_state(state)
             if "mlflow" not in state:
-                state["mlflow"] = self.start_mlflow(secret, state["postgres"]["port"])
-                self.save_state(state)
-            if "s3" not in state:
-                state["s3"] = self.start_s3(secret)
+                launched["mlflow"] = self.launch_mlflow(secret, state["postgres"]["port"])
+            for name, (info, ready) in sorted(launched.items()):
+                ready()
+                state[name] = info
                 self.save_state(state)
         except BaseException:
             # A failed `up` stops what it started (servers already running stay up).

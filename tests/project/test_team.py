@@ -75,6 +75,7 @@ def test_stack_without_postgres_binaries_names_the_package(tmp_path):
     assert out.returncode == 1
     assert "apt-get install postgresql" in out.stderr and "PG_BINDIR" in out.stderr
     assert not (tmp_path / "stack.json").exists()
+    assert not list(tmp_path.glob("*.log")), "a server started before the check"
 
 
 # ------------------------------------------------------------------------------ the stack

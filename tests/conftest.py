@@ -252,26 +252,30 @@ def trained_repo(tmp_path: Path, trained_baseline: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cnn(tmp_path_factory, subset) -> Path:
     """A ``cnn`` trained briefly (float32, 3 epochs) on the subset, saved as a .keras file: a
-    real network for the predict, serving and drawing-pad tests (not an accurate one)."""
-    import keras
+    real network for the predict, serving and drawing-pad tests (not an accurate one). Built
+    once per test session, shared by the pytest-xdist workers as :func:`trained_baseline` is."""
 
-    from intro_cnn.data.dataset import one_hot
-    from intro_cnn.data.preprocess import to_float_images
-    from intro_cnn.models import build_model
+    def build(dst: Path) -> None:
+        import keras
 
-    keras.utils.set_random_seed(0)
-    model = build_model("cnn", "float32")
-    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(
-        to_float_images(subset["x_train"]),
-        one_hot(subset["y_train"]),
-        epochs=3,
-        batch_size=64,
-        verbose=0,
-    )
-    path = tmp_path_factory.mktemp("tiny_cnn") / "cnn.keras"
-    model.save(path)
-    return path
+        from intro_cnn.data.dataset import one_hot
+        from intro_cnn.data.preprocess import to_float_images
+        from intro_cnn.models import build_model
+
+        keras.utils.set_random_seed(0)
+        model = build_model("cnn", "float32")
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        model.fit(
+            to_float_images(subset["x_train"]),
+            one_hot(subset["y_train"]),
+            epochs=3,
+            batch_size=64,
+            verbose=0,
+        )
+        dst.mkdir(parents=True)
+        model.save(dst / "cnn.keras")
+
+    return build_once(shared_temp(tmp_path_factory) / "tiny-cnn", build) / "cnn.keras"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,10 +3,12 @@
     python3 scripts/lock.py            # (make lock) re-resolve after editing pyproject.toml
     python3 scripts/lock.py --upgrade  # (make lock-upgrade) newest versions pyproject allows
     python3 scripts/lock.py --check    # (make setup) exit 1 when the lock is stale
+    python3 scripts/lock.py --uv-pin   # (make setup) the lock's entry for uv, hashes included
 
 The lock is written by ``uv pip compile`` for the supported platform (CPython 3.11 on
 manylinux x86-64), with every extra except ``gpu`` and the build backend, and is installed
-by ``pip install --require-hashes``. Re-resolving keeps every pin that still satisfies
+by ``uv pip install --require-hashes`` (uv itself first, from its own entry in the lock, by
+``pip install --require-hashes``). Re-resolving keeps every pin that still satisfies
 pyproject.toml (uv prefers the versions already in the output file); ``--upgrade`` drops
 that preference. The lock's first line records a hash of what it was resolved from (the
 dependency lists, requires-python, the build requirements and the resolver settings), so a
@@ -83,6 +85,19 @@ def check(pyproject: Path = PYPROJECT, lock: Path = LOCK) -> None:
         )
 
 
+def uv_pin(lock: Path = LOCK) -> str:
+    """The lock's own entry for uv (its version and hashes), which ``make setup`` installs first
+    with pip, then installs the whole lock with it."""
+    lines = lock.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("uv==")), None)
+    if start is None:
+        raise LockError(f"{lock.name} pins no uv: run `make lock` (uv is a `dev` dependency).")
+    end = start
+    while lines[end].endswith("\\"):
+        end += 1
+    return "\n".join(lines[start : end + 1]) + "\n"
+
+
 def find_uv() -> str:
     beside = Path(sys.executable).parent / "uv"
     found = str(beside) if beside.exists() else shutil.which("uv")
@@ -136,10 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="fail when the lock is stale")
     mode.add_argument("--upgrade", action="store_true", help="re-resolve to the newest versions")
+    mode.add_argument("--uv-pin", action="store_true", help="print the lock's entry for uv")
     args = parser.parse_args(argv)
     try:
         if args.check:
             check()
+        elif args.uv_pin:
+            sys.stdout.write(uv_pin())
         else:
             compile_lock(upgrade=args.upgrade)
             print(f"wrote {LOCK.name} ({LOCK.stat().st_size:,} bytes)")

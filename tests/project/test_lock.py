@@ -79,8 +79,29 @@ def test_make_setup_installs_the_lock_with_hashes():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile.split("$(STAMP): pyproject.toml requirements.lock\n", 1)[1].split("\n\n")[0]
     assert "scripts/lock.py --check" in recipe
-    assert "install --quiet --require-hashes -r requirements.lock" in recipe
+    # uv from its own pin, hashes checked, then everything else with it, hashes checked.
+    assert "scripts/lock.py --uv-pin > $(VENV)/uv-pin.txt" in recipe
+    assert "$(PIP) install --quiet --require-hashes -r $(VENV)/uv-pin.txt" in recipe
+    assert "$(UV) --require-hashes -r requirements.lock" in recipe
     assert "--no-deps" in recipe  # the project itself adds nothing unlocked
+    assert "install --quiet --compile-bytecode --python $(BIN)/python" in makefile
+
+
+def test_the_uv_pin_is_the_locks_entry_with_its_hashes(tmp_path):
+    text = lock.LOCK.read_text(encoding="utf-8")
+    pin = lock.uv_pin()
+    assert pin.startswith(f"uv=={_pins(text)['uv']} \\\n") and pin in text
+    assert pin.count("--hash=sha256:") >= 2 and not pin.rstrip().endswith("\\")
+    project = _copy_project(tmp_path)
+    body = (project / "requirements.lock").read_text(encoding="utf-8")
+    (project / "requirements.lock").write_text(body.replace("\nuv==", "\nuv-renamed=="))
+    out = subprocess.run(
+        [sys.executable, str(project / "scripts" / "lock.py"), "--uv-pin"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1 and "pins no uv" in out.stderr and "make lock" in out.stderr
 
 
 @pytest.mark.slow

@@ -18,9 +18,8 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 UV     := UV_NO_CONFIG=1 $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 
 # Exact versions and hashes from requirements.lock (refused when stale versus pyproject.toml),
-# then the project itself, without touching its locked dependencies. uv installs them (its
-# own pin and hashes from the lock, installed by pip first): parallel downloads, several
-# times pip's speed on a first set-up.
+# then the project itself, without touching its locked dependencies. uv installs them, at the
+# lock's own pin for it (installed by pip, hashes checked): it downloads in parallel.
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), \
 		f"Python 3.11+ is needed, {sys.executable} is {sys.version.split()[0]}: make PYTHON=python3.11 ..."'

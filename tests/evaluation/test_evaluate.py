@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,43 @@ def test_predict_proba_rejects_logits(test_split):
     x, _ = test_split
     with pytest.raises(EvaluationError, match="softmax"):
         em.predict_proba(constant_model(3, softmax=False), x[:8], batch_size=8)
+
+
+def test_predict_proba_is_keras_predict_batch_by_batch(test_split):
+    import keras
+
+    x, _ = test_split
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((28, 28, 1))
+    hidden = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
+    # 200 images in batches of 64: the last batch holds 8.
+    proba = em.predict_proba(model, x, batch_size=64)
+    assert np.array_equal(proba, model.predict(x, batch_size=64, verbose=0))
+    with pytest.raises(EvaluationError, match="No images"):
+        em.predict_proba(model, x[:0], batch_size=64)
+
+
+def test_predict_proba_logs_nothing_under_op_determinism():
+    """Keras' NumPy input pipeline made TensorFlow log an E0000 line per replicate's test."""
+    script = (
+        "import numpy as np\n"
+        "from intro_cnn.runtime import tf_import\n"
+        "with tf_import.importing_tensorflow():\n"
+        "    import keras, tensorflow as tf\n"
+        "tf.config.experimental.enable_op_determinism()\n"
+        "from intro_cnn.evaluation import metrics\n"
+        "inputs = keras.Input((28, 28, 1))\n"
+        "out = keras.layers.Dense(10, activation='softmax')(keras.layers.Flatten()(inputs))\n"
+        "x = np.random.default_rng(0).random((300, 28, 28, 1), dtype=np.float32)\n"
+        "print(metrics.predict_proba(keras.Model(inputs, out), x, 128).shape)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(300, 10)"
+    assert done.stderr == "", done.stderr
 
 
 def test_classification_metrics_by_hand():
